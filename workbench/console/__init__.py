@@ -1,0 +1,52 @@
+"""The CLI's terminal layer: rich consoles (stdout for data, stderr for people), errors, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from workbench.errors import WorkbenchError
+
+out = Console(soft_wrap=True)  # data and results
+err = Console(stderr=True)  # messages, progress, errors
+
+ProgressFn = Callable[[int, "int | None"], None]
+
+
+def print_error(e: WorkbenchError) -> None:
+    err.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True)
+    if e.hint:
+        err.print(f"[yellow]hint:[/] {e.hint}", highlight=False)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None = None) -> Iterator[ProgressFn]:
+    """A rich progress bar on stderr when stderr is a terminal; a no-op callback otherwise.
+
+    Yields ``update(done, total)``: core functions call it with absolute counts.
+    """
+    if not sys.stderr.isatty():
+        yield lambda done, total=None: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done: int, total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.update(task, completed=done)
+
+        yield update
