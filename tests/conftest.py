@@ -23,3 +23,34 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def tests_data() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """``tiny_tokenizer(family, **opts)``: a tiny trained tokenizer from workbench.tiny, built once per session."""
+    from workbench import tiny
+
+    cache: dict[tuple, object] = {}
+
+    def get(family: str = "chatml", **opts: object):
+        key = (family, tuple(sorted(opts.items())))
+        if key not in cache:
+            cache[key] = tiny.build_tokenizer(family, **opts)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_model_dir(family, **opts)``: a folder with a tiny tokenizer + model (workbench.tiny.build), once per session."""
+    from workbench import tiny
+
+    root = tmp_path_factory.mktemp("tiny")
+
+    def get(family: str = "chatml", **opts: object) -> Path:
+        model = bool(opts.pop("model", True))
+        name = family + "-" + tiny.options_hash(family, model, opts)
+        return tiny.build(root / name, family, model=model, **opts)
+
+    return get

@@ -55,6 +55,36 @@ def _root(
 
 
 @app.command()
+def ingest(
+    inputs: Annotated[list[str], typer.Argument(help="JSONL/JSON/CSV/Parquet files, save_to_disk dirs, or hf:NAME[:CONFIG][#SPLIT].", metavar="INPUT...", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write canonical messages (.jsonl, .parquet, or a dir for an HF dataset).", show_default=False)],
+    format: Annotated[str, typer.Option("--format", "-f", help="Input schema: auto, messages, sharegpt, alpaca, query_response, prompt_completion, question_answer, text.")] = "auto",
+    map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN, e.g. instruction=question (repeatable).")] = None,
+    rejects: Annotated[Optional[Path], typer.Option("--rejects", help="Side file for rejected rows [default: <output stem>.rejects.jsonl].")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--output-format", help="jsonl, parquet or hf [default: from the output name].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts and findings as one JSON object on stdout.")] = False,
+) -> None:
+    """Read raw data in any common schema into canonical chat messages; reject bad rows with reasons.
+
+    Every row read is either written or rejected (with file, line, field and reason in the side
+    file); content problems such as mojibake or leftover placeholders are reported, not fixed.
+    """
+    import json
+
+    from workbench import ingest as ing
+    from workbench.console import err, progress
+    from workbench.console.ingest import render_summary
+
+    with progress("ingesting") as update:
+        report = ing.ingest_to(inputs, output, format=format, mapping=parse_map(map), rejects_path=rejects,
+                               output_format=output_format, on_progress=update)  # fmt: skip
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        render_summary(err, report)
+
+
+@app.command()
 def stats(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name: adds token and trained-token columns.")] = None,
@@ -104,6 +134,353 @@ def stats(
         err.print(f"{len(data.rejects)} of {data.rows_read} rows rejected (see `workbench ingest` for the side file)")
     if plot:
         err.print(f"wrote {plot}")
+
+
+@app.command()
+def mask(
+    paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name.", show_default=False)],
+    template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    index: Annotated[Optional[int], typer.Option("--index", "-i", help="Show only the conversation at this 0-based index.")] = None,
+    id: Annotated[Optional[str], typer.Option("--id", help="Show only the conversation with this id (a unique prefix will do).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many conversations to show without --index/--id.")] = 5,
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="What is trained: assistant (every assistant turn), last (the last one), all (every token).")] = "assistant",
+    no_eot: Annotated[bool, typer.Option("--no-eot", help="Leave the end-of-turn token of each answer untrained.")] = False,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Truncate to this many tokens, as training would.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,
+    map: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: FIELD=COLUMN (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print ids, tokens and labels per example as JSON lines on stdout.")] = False,
+) -> None:
+    """Show exactly which tokens the loss trains on, per example, as the model's chat template renders them.
+
+    Trained tokens are bright, untrained dim, special tokens marked; token boundaries, spaces (·) and
+    newlines (↵) are visible. The mask comes from the template's {% generation %} tags when it has
+    them and from a template-agnostic render-and-diff otherwise (both when both apply, and they must
+    agree); every mask is verified to train exactly the assistant content plus its end-of-turn token.
+    """
+    import json
+
+    from workbench import ingest
+    from workbench import mask as mk
+    from workbench.console import out
+    from workbench.console.mask import render_all
+    from workbench.template import load_tokenizer
+
+    if strategy not in mk.STRATEGIES:
+        raise UsageError(f"--strategy {strategy!r} is not one of {', '.join(mk.STRATEGIES)}")
+    if max_length is not None and max_length <= 0:
+        raise UsageError(f"--max-length must be positive, got {max_length}")
+    data = ingest.load(paths, format=format, mapping=parse_map(map))
+    rows = mk.pick(data.conversations, index=index, id=id, limit=limit)
+    tokenizer = load_tokenizer(model, template=template)
+    items = mk.inspect(tokenizer, rows, strategy=strategy, train_eot=not no_eot, max_length=max_length)
+    if as_json:
+        for _, conv, res in items:
+            print(json.dumps(mk.result_dict(tokenizer, conv, res), ensure_ascii=False))
+        return
+    render_all(out, tokenizer, items)
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="A recipe YAML (see recipes/).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides with dotted keys, values parsed as YAML: lora.r=16 train.learning_rate=1e-4.", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in <run_dir>/checkpoints.")] = False,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of the recipe's run_dir.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Train a LoRA/QLoRA adapter as a recipe says: Unsloth on CUDA, PEFT + TRL (+ bitsandbytes 4-bit) elsewhere.
+
+    Trains on exactly the input ids and labels `workbench mask` verifies. The run directory gets the
+    adapter (PEFT format) with tokenizer and generation_config, the resolved recipe, data/template
+    hashes, package versions, train_log.json, loss.png and checkpoints (for --resume).
+    """
+    import json
+
+    from workbench import recipe as rc
+    from workbench.console.train import render_result, train_progress
+    from workbench.train import train as run_training
+
+    r = rc.load(recipe, overrides or [])
+    with train_progress(r.name or "training") as on_progress:
+        result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
+    if as_json:
+        print(json.dumps({k: v for k, v in result.__dict__.items() if k != "log"}, indent=2, default=str))
+        return
+    render_result(result)
+
+
+@app.command()
+def plan(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A model folder or its config.json (read locally; no weights needed).", show_default=False)],
+    method: Annotated[Optional[list[str]], typer.Option("--method", help="full, lora or qlora (repeatable; default all three).")] = None,
+    seq: Annotated[int, typer.Option("--seq", help="Sequence length in tokens.")] = 2048,
+    batch: Annotated[int, typer.Option("--batch", help="Per-device batch size.")] = 1,
+    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank (all linear layers).")] = 16,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw (fp32 moments) or adamw_8bit.")] = "adamw",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON on stdout.")] = False,
+) -> None:
+    """Estimate GPU memory for full fine-tuning, LoRA and QLoRA from a model's config.json.
+
+    Weights, adapter, gradients, optimizer states and activations (with and without gradient
+    checkpointing) at the given sequence length and batch size, in GB.
+    """
+    import json
+
+    from workbench import plan as pl
+    from workbench.console.train import render_plan
+
+    methods = tuple(method) if method else pl.METHODS
+    p = pl.estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer)
+    if as_json:
+        print(json.dumps(p.to_dict(), indent=2))
+        return
+    render_plan(p)
+
+
+@app.command()
+def merge(
+    adapters: Annotated[list[Path], typer.Argument(help="Adapter folder(s); several are combined with --combination first.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the merged model goes.", show_default=False)],
+    base: Annotated[Optional[str], typer.Option("--base", help="Base model folder; default: the one the first adapter names.")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="Comma-separated weight per adapter (default equal).")] = None,
+    combination: Annotated[str, typer.Option("--combination", help="linear, ties, dare_ties, dare_linear, cat, svd or magnitude_prune.")] = "linear",
+    density: Annotated[Optional[float], typer.Option("--density", help="Fraction of weights kept by ties / dare_* / magnitude_prune.")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="bfloat16, float16 or float32.")] = "bfloat16",
+) -> None:
+    """Merge a LoRA adapter into its base model and save a 16-bit model (merge_and_unload).
+
+    With several adapters, PEFT's add_weighted_adapter combines them first. The tokenizer and the
+    adapter's generation_config (with the end-of-turn stop token) are saved with the model.
+    """
+    from workbench.console import err
+    from workbench.lora import merge as do_merge
+
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--dtype {dtype!r} is not bfloat16, float16 or float32")
+    ws = None
+    if weights:
+        try:
+            ws = [float(x) for x in weights.split(",")]
+        except ValueError:
+            raise UsageError(f"--weights {weights!r} is not a comma-separated list of numbers") from None
+    path = do_merge(adapters, output, base=base, weights=ws, combination=combination, density=density, dtype=dtype)
+    err.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def dedup(
+    inputs: Annotated[list[Path], typer.Argument(help="Data files (any format `ingest` reads).", metavar="INPUT...", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Kept rows (.jsonl, .parquet or a dir) [default: <input stem>.dedup.jsonl].", show_default=False)] = None,
+    removed: Annotated[Optional[Path], typer.Option("--removed", help="Removed rows with reason, cluster, kept id and similarity [default: <input stem>.removed.jsonl].", show_default=False)] = None,
+    against: Annotated[Optional[list[Path]], typer.Option("--against", help="Eval or held-out data (any ingest format, or a local lm-eval task YAML): remove rows that match it (repeatable).", show_default=False)] = None,
+    leak: Annotated[bool, typer.Option("--leak", help="Call --against matches 'leaked' (another split of this data), not 'contaminated'. Without it, files named like train/val/dev splits are 'leaked', others 'contaminated'.")] = False,
+    threshold: Annotated[float, typer.Option("--threshold", help="Jaccard similarity at or above which rows are near duplicates.")] = 0.8,
+    on: Annotated[str, typer.Option("--on", help="Text compared: conversation, prompt or response (system turns never count).")] = "conversation",
+    keep: Annotated[str, typer.Option("--keep", help="Row a cluster keeps: first, longest or shortest.")] = "first",
+    num_perm: Annotated[int, typer.Option("--num-perm", help="MinHash permutations.")] = 128,
+    ngram: Annotated[int, typer.Option("--ngram", help="Words per shingle.")] = 5,
+    bands: Annotated[int, typer.Option("--bands", help="LSH bands (bands x rows <= num-perm).")] = 16,
+    rows: Annotated[int, typer.Option("--rows", help="LSH rows per band.")] = 8,
+    contam_ngram: Annotated[int, typer.Option("--contam-ngram", help="Words per n-gram matched against --against items (0: off).")] = 13,
+    no_exact: Annotated[bool, typer.Option("--no-exact", help="Skip exact-duplicate removal.")] = False,
+    no_near: Annotated[bool, typer.Option("--no-near", help="Skip MinHash near-duplicate removal (and near matching of --against items).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the MinHash permutations.")] = 1,
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,
+    map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN (repeatable).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the summary as JSON here.", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report, write no kept/removed files.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+) -> None:
+    """Remove exact and near duplicates (MinHash LSH, verified by exact Jaccard) and rows that match eval sets.
+
+    Every removed row is written with its reason (exact, near, contaminated, leaked), its cluster,
+    the id of the row kept in its place and the similarity; rows read = kept + removed (+ rejected).
+    """
+    import json
+
+    from workbench import dedup as dd
+    from workbench.console import err, progress
+    from workbench.console.dedup import render_summary
+
+    config = dd.DedupConfig(threshold=threshold, on=on, keep=keep, num_perm=num_perm, ngram=ngram, bands=bands, rows=rows,
+                            seed=seed, exact=not no_exact, near=not no_near, contam_ngram=contam_ngram)  # fmt: skip
+    config.validate()
+    run = dd.run_files([str(p) for p in inputs], output=output, removed=removed, against=[str(a) for a in against or []],
+                       leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
+                       progress=progress)  # fmt: skip
+    if as_json:
+        print(json.dumps(run.to_dict(), ensure_ascii=False))
+    else:
+        render_summary(err, run)
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file or hub name.", show_default=False)],
+    template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Report what truncation to this many tokens cuts.")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="What is trained: assistant (every assistant turn), last (the last one), all (every token).")] = "assistant",
+    fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding this severe or worse exists: error, warning or info.")] = "error",
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,
+    map: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: FIELD=COLUMN (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report (findings, counts, probed facts) as JSON on stdout.")] = False,
+) -> None:
+    """Check a dataset against a model's tokenizer and chat template before training.
+
+    Template errors per row, hidden or moved system prompts, double BOS, pad == EOS, stop tokens
+    that disagree with the template's end of turn, end-of-turn tokens missing from the labels,
+    train/inference prompt parity, templates that rewrite earlier turns, mask verification and
+    truncation at --max-length. Exits 1 when a finding at --fail-on or worse exists.
+    """
+    import json
+
+    from workbench import ingest
+    from workbench.checks import check_options, run_checks
+    from workbench.console import err, out, progress
+    from workbench.console.check import render_report
+    from workbench.template import load_tokenizer
+
+    check_options(strategy=strategy, max_length=max_length, fail_on=fail_on)
+    with progress("reading") as update:
+        data = ingest.load(paths, format=format, mapping=parse_map(map), on_progress=update)
+    tokenizer = load_tokenizer(model, template=template)
+    with progress("checking", total=len(data.conversations)) as update:
+        report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
+    if as_json:
+        print(json.dumps({**report.to_dict(), "rows_read": data.rows_read, "rejected": len(data.rejects)}, ensure_ascii=False))
+    else:
+        render_report(out, report, fail_on)
+        if data.rejects:
+            err.print(f"{len(data.rejects)} of {data.rows_read} rows rejected by ingest (see `workbench ingest` for the side file)")
+    if report.fails(fail_on):
+        sys.exit(1)  # typer.Exit would be returned, not raised, under standalone_mode=False
+
+
+@app.command()
+def tui(
+    paths: Annotated[list[Path], typer.Argument(help="Dataset files (any format `ingest` reads); one JSONL file opens lazily, so a million rows show at once.", metavar="INPUT...", show_default=False)],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name: adds tokens, trained tokens, the token view and checks.")] = None,
+    template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Flag rows over this many tokens; masks are truncated as training would.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,
+    map: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: FIELD=COLUMN (repeatable).")] = None,
+) -> None:
+    """Browse a dataset as the trainer will see it: examples, token masks, findings, duplicates, stats; decide and export.
+
+    Press ? in the app for its keys, ctrl+p for every action.
+    """
+    from workbench.tui.app import run
+    from workbench.tui.session import options
+
+    if max_length is not None and max_length <= 0:
+        raise UsageError(f"--max-length must be positive, got {max_length}")
+    run(options([str(p) for p in paths], model=model, template=str(template) if template else None,
+                max_length=max_length, format=format, mapping=parse_map(map)))  # fmt: skip
+
+
+def _limit(text: str | None) -> int | float | None:
+    """--limit as a count (200) or a fraction below 1 (0.1)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--limit {text!r} is not a number", "a count such as 200, or a fraction such as 0.1") from None
+    if value <= 0 or (value >= 1 and value != int(value)):
+        raise UsageError(f"--limit {text} must be a positive count or a fraction below 1")
+    return value if value < 1 else int(value)
+
+
+@app.command(name="eval")
+def eval_(
+    run_dir: Annotated[Optional[Path], typer.Argument(help="A training run: evaluates its base model and base+adapter with the recipe's eval settings.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model: a local folder, a cached hub name, or tiny:<family>.")] = None,
+    adapter: Annotated[Optional[Path], typer.Option("--adapter", "-a", help="PEFT adapter folder, evaluated on top of --model with the same settings.")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", "-t", help="Comma-separated lm-eval tasks: recipes/tasks names (gsm8k_local, heldout) or lm-eval's own.")] = None,
+    limit: Annotated[Optional[str], typer.Option("--limit", "-l", help="Items per task: a count, or a fraction below 1.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results JSON here [default with RUN_DIR: RUN_DIR/eval.json].")] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per prompt [default: the task's].")] = None,
+    chat_template: Annotated[Optional[bool], typer.Option("--chat-template/--no-chat-template", help="Format prompts with the tokenizer's chat template [default: when it has one].")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", help="System instruction for every prompt.")] = None,
+    gen: Annotated[Optional[list[str]], typer.Option("--gen", help="Generation setting KEY=VALUE, e.g. max_gen_toks=256 (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling, few-shot selection and generation [default: 1234, or the recipe's train.seed].")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="A local task's data file: TASK=FILE, e.g. gsm8k_local=test.jsonl (repeatable).")] = None,
+    include: Annotated[Optional[list[Path]], typer.Option("--include", help="Another folder of lm-eval task YAMLs (repeatable).")] = None,
+    heldout: Annotated[Optional[Path], typer.Option("--heldout", help="Held-out messages file: loss, perplexity, sample generations, and the heldout task's data.")] = None,
+    generations: Annotated[int, typer.Option("--generations", help="Sample generations per model from the held-out prompts.")] = 4,
+    batch_size: Annotated[str, typer.Option("--batch-size", help="lm-eval batch size, or auto.")] = "1",
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... [default: cuda when available].")] = None,
+    skip_base_check: Annotated[bool, typer.Option("--skip-base-check", help="Evaluate an adapter even if its adapter_config.json names another base model.")] = False,
+    online: Annotated[bool, typer.Option("--online", help="Allow the model hub and dataset downloads (offline by default).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results file's JSON on stdout.")] = False,
+) -> None:
+    """Run lm-eval on the base model and on base+adapter with identical settings, and compare.
+
+    With RUN_DIR the model, adapter, tasks and settings come from the run (flags override them) and
+    the results go to RUN_DIR/eval.json for `workbench report`. The held-out split adds loss,
+    perplexity and a few sample generations from both models.
+    """
+    import json
+
+    import yaml
+
+    from workbench import evalresults
+    from workbench import evaluate as ev
+    from workbench.compare import compare
+    from workbench.console import err, out
+    from workbench.console.evaluate import render_comparison, render_single
+
+    gen_kwargs = {k: yaml.safe_load(v) for k, v in parse_map(gen).items()} if gen else None
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    data_map = parse_map(data) if data else None
+    bs: int | str = int(batch_size) if batch_size.isdigit() else batch_size
+    say = lambda msg: err.print(f"[dim]{msg}[/]")  # noqa: E731
+    if run_dir is not None:
+        if model or adapter:
+            raise UsageError("give RUN_DIR or --model/--adapter, not both")
+        extra = {k: v for k, v in {"num_fewshot": num_fewshot, "apply_chat_template": chat_template, "system_instruction": system,
+                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device}.items() if v is not None}  # fmt: skip
+        if heldout:
+            extra["heldout"] = str(heldout)
+        base, adapted, dest = ev.evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
+                                              data=data_map, allow_online=online, on_progress=say, generations=generations, batch_size=bs, **extra)  # fmt: skip
+    else:
+        if not model:
+            raise UsageError("give a RUN_DIR, or --model (and --adapter)", "workbench eval runs/x  or  workbench eval --model BASE --adapter runs/x/adapter --tasks gsm8k_local")
+        if not task_list and not heldout:
+            raise UsageError("--tasks names nothing to run", "e.g. --tasks gsm8k_local,heldout")
+        settings = ev.Settings(tasks=task_list or [], limit=_limit(limit), num_fewshot=num_fewshot, apply_chat_template=chat_template,
+                               system_instruction=system, gen_kwargs=gen_kwargs, seed=seed if seed is not None else 1234, batch_size=bs,
+                               device=device, heldout=str(heldout) if heldout else None, generations=generations)  # fmt: skip
+        runs = ev.evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
+                                data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=say)  # fmt: skip
+        base, adapted = runs[0], (runs[1] if adapter else None)
+        dest = evalresults.save(output, base, adapted) if output else None
+    if as_json:
+        print(json.dumps({"schema": evalresults.SCHEMA, "base": base.to_dict(), "adapter": adapted.to_dict() if adapted else None}, sort_keys=True))
+    elif adapted is not None:
+        render_comparison(out, compare(base, adapted))
+    else:
+        render_single(out, base)
+    if dest is not None:
+        err.print(f"wrote {dest}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A training run directory (evaluated with `workbench eval RUN_DIR` for the before/after sections).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Markdown file; PNG figures are written beside it [default: the recipe's report.path, else RUN_DIR/report.md].")] = None,
+    results: Annotated[Optional[Path], typer.Option("--results", help="A results JSON to use instead of RUN_DIR/eval.json.")] = None,
+) -> None:
+    """Write the run's report: verdict, before/after table, per-item flips, held-out loss and samples,
+    data card, training curves and reproducibility details (markdown + PNG)."""
+    from workbench.console import err
+    from workbench.report import write_report
+
+    dest = write_report(run_dir, output, results=results)
+    err.print(f"wrote {dest}")
 
 
 def main() -> None:

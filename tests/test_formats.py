@@ -1,0 +1,163 @@
+"""Schema adapters: round trips (hypothesis), role and no-input spellings, detection, reject reasons."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench import formats
+from workbench.formats import FORMATS, RowError, detect, from_canonical, normalise_role, remap, to_canonical
+from workbench.records import Message
+
+text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")
+
+
+def msg(role: str) -> st.SearchStrategy[Message]:
+    return text.map(lambda c: Message(role, c))
+
+
+any_turn = st.sampled_from(["user", "assistant", "tool"]).flatmap(msg)
+chat = st.tuples(st.one_of(st.just(()), st.tuples(msg("system"))), st.lists(any_turn, min_size=1, max_size=6)).map(
+    lambda p: (*p[0], *p[1])
+)
+pair = st.tuples(msg("user"), msg("assistant"))
+SHAPES: dict[str, st.SearchStrategy[tuple[Message, ...]]] = {
+    "messages": chat,
+    "sharegpt": chat,
+    "alpaca": st.one_of(pair, st.tuples(msg("system"), msg("user"), msg("assistant"))),
+    "query_response": pair,
+    "prompt_completion": st.one_of(
+        pair, st.tuples(chat, msg("assistant")).map(lambda p: (*p[0], p[1]))
+    ),
+    "question_answer": pair,
+    "text": st.tuples(msg("assistant")),
+}
+
+
+def test_every_format_has_a_shape() -> None:
+    assert set(SHAPES) == set(FORMATS)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip(fmt: str) -> None:
+    @settings(max_examples=60, deadline=None)
+    @given(SHAPES[fmt])
+    def check(messages: tuple[Message, ...]) -> None:
+        row = json.loads(json.dumps(from_canonical(messages, fmt)))  # through JSON, as on disk
+        assert detect([row]) == fmt
+        assert tuple(to_canonical(row, fmt)) == messages
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("label", "role"),
+    [(" Human ", "user"), ("human", "user"), ("USER", "user"), ("prompter", "user"), ("GPT", "assistant"),
+     ("gpt", "assistant"), ("chatgpt", "assistant"), ("bing", "assistant"), ("Assistant ", "assistant"),
+     ("model", "assistant"), ("function_call", "assistant"), ("System", "system"), ("tool", "tool"),
+     ("function", "tool"), ("observation", "tool"), ("ipython", "tool")],
+)  # fmt: skip
+def test_role_spellings(label: str, role: str) -> None:
+    assert normalise_role(label) == role
+
+
+def test_unknown_role_and_non_string_role() -> None:
+    with pytest.raises(RowError) as e:
+        normalise_role("narrator", "messages[0].role")
+    assert (e.value.reason, e.value.field) == ("unknown_role", "messages[0].role")
+    with pytest.raises(RowError) as e:
+        normalise_role(3)
+    assert e.value.reason == "wrong_type"
+
+
+@pytest.mark.parametrize("marker", ["", "  ", "<noinput>", "<no input>", "No input", "No Input.", "N/A", "n/a", "none",
+                                    "None", "Noinput", "null", None])  # fmt: skip
+def test_alpaca_no_input_markers(marker: str | None) -> None:
+    row = {"instruction": "Say hi.", "input": marker, "output": "Hi!"}
+    assert to_canonical(row, "alpaca") == [Message("user", "Say hi."), Message("assistant", "Hi!")]
+
+
+def test_alpaca_input_is_joined_and_system_kept() -> None:
+    row = {"system": "Be brief.", "instruction": "Translate.", "input": "bonjour", "output": "hello"}
+    assert to_canonical(row, "alpaca") == [
+        Message("system", "Be brief."),
+        Message("user", "Translate.\n\nbonjour"),
+        Message("assistant", "hello"),
+    ]
+
+
+def test_sharegpt_top_level_system_and_blank_system() -> None:
+    row = {"system": "S", "conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}
+    assert [m.role for m in to_canonical(row, "sharegpt")] == ["system", "user", "assistant"]
+    row["system"] = ""
+    assert [m.role for m in to_canonical(row, "sharegpt")] == ["user", "assistant"]
+
+
+def test_blank_system_turn_is_kept_but_blank_user_turn_is_rejected() -> None:
+    row = {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "x"}]}
+    assert to_canonical(row, "messages")[0] == Message("system", "")
+    row = {"messages": [{"role": "user", "content": " \n"}]}
+    with pytest.raises(RowError) as e:
+        to_canonical(row, "messages")
+    assert (e.value.reason, e.value.field) == ("empty_turn", "messages[0].content")
+
+
+def test_openai_text_content_parts_are_joined() -> None:
+    row = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}
+    assert to_canonical(row, "messages") == [Message("user", "ab")]
+
+
+@pytest.mark.parametrize(
+    ("row", "fmt", "reason", "field"),
+    [
+        ({"instruction": "x"}, "alpaca", "missing_field", "output"),
+        ({"instruction": "x", "output": None}, "alpaca", "missing_field", "output"),
+        ({"instruction": "x", "output": 3}, "alpaca", "wrong_type", "output"),
+        ({"instruction": "x", "input": 5, "output": "y"}, "alpaca", "wrong_type", "input"),
+        ({"question": "", "answer": "y"}, "question_answer", "empty_turn", "question"),
+        ({"messages": "hi"}, "messages", "wrong_type", "messages"),
+        ({"messages": []}, "messages", "empty_turn", "messages"),
+        ({"messages": ["hi"]}, "messages", "wrong_type", "messages[0]"),
+        ({"conversations": [{"from": "human"}]}, "sharegpt", "missing_field", "conversations[0].value"),
+        ({"conversations": [{"value": "x"}]}, "sharegpt", "missing_field", "conversations[0].role"),
+        ({"prompt": "p"}, "prompt_completion", "missing_field", "completion"),
+        ({"text": ["a"]}, "text", "wrong_type", "text"),
+    ],
+)
+def test_reject_reasons(row: dict, fmt: str, reason: str, field: str) -> None:
+    with pytest.raises(RowError) as e:
+        to_canonical(row, fmt)
+    assert (e.value.reason, e.value.field) == (reason, field)
+
+
+def test_prompt_completion_conversational() -> None:
+    row = {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
+           "completion": [{"role": "assistant", "content": "a"}]}  # fmt: skip
+    assert [m.role for m in to_canonical(row, "prompt_completion")] == ["system", "user", "assistant"]
+
+
+def test_detect_prefers_the_richer_schema_and_votes() -> None:
+    assert detect([{"messages": [], "text": "x"}]) == "messages"
+    assert detect([{"instruction": "a", "output": "b", "text": "c"}]) == "alpaca"
+    assert detect([{"x": 1}, {"query": "a", "response": "b"}, {"query": "a", "response": "b"}, {"text": "t"}]) == "query_response"
+    assert detect([{"x": 1}]) is None
+    assert detect([]) is None
+
+
+def test_remap_renames_columns() -> None:
+    assert remap({"q": "a", "keep": 1}, {"question": "q"}) == {"question": "a", "keep": 1}
+
+
+def test_from_canonical_refuses_shapes_the_schema_cannot_hold() -> None:
+    with pytest.raises(ValueError):
+        from_canonical([Message("user", "a"), Message("user", "b")], "question_answer")
+    with pytest.raises(ValueError):
+        from_canonical([Message("user", "a")], "text")
+
+
+def test_text_rows_are_one_assistant_turn_marked_in_meta() -> None:
+    assert to_canonical({"text": "raw"}, "text") == [Message("assistant", "raw")]
+    assert formats.SCHEMAS["text"].meta == {"format": "text"}

@@ -1,0 +1,245 @@
+"""workbench.mask: the supervised ids are exactly each answer plus its end-of-turn token, derived two ways, verified."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench import mask, tiny
+from workbench.records import Conversation, Message, Rendered, Source
+
+SYSTEM = {"role": "system", "content": "Be brief."}
+CONV = [
+    {"role": "user", "content": "What is 2 plus 3?"},
+    {"role": "assistant", "content": "2 plus 3 is 5."},
+    {"role": "user", "content": "And 10 plus 20?"},
+    {"role": "assistant", "content": "10 plus 20 is 30.\n\n#### 30"},
+]
+FAMILIES = sorted(tiny.FAMILIES)
+
+
+def answers(conv: list[dict]) -> list[str]:
+    return [m["content"] for m in conv if m["role"] == "assistant"]
+
+
+def supervised(rendered: Rendered) -> list[list[int]]:
+    return [rendered.input_ids[a:b] for a, b in mask.trained_runs(rendered.labels)]
+
+
+def conv_for(family: str, system: bool = True) -> list[dict]:
+    return CONV if family == "gemma" or not system else [SYSTEM, *CONV]
+
+
+@pytest.mark.parametrize("tags", [True, False], ids=["tags", "diff"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_supervised_ids_are_answer_plus_end_of_turn(tiny_tokenizer, family: str, tags: bool) -> None:
+    tok = tiny_tokenizer(family, generation_tags=tags)
+    eot = tok.convert_tokens_to_ids(tiny.FAMILIES[family].end_of_turn)
+    conv = conv_for(family)
+    res = mask.render_and_mask(tok, conv)
+    assert res.error is None and res.problems == []
+    assert res.derivation == ("generation_tags" if tags else "diff")
+    assert res.agree is (True if tags else None)
+    expected = [tok.encode(a, add_special_tokens=False) + [eot] for a in answers(conv)]
+    assert supervised(res.rendered) == expected
+    assert res.rendered.assistant_spans == mask.trained_runs(res.rendered.labels)
+    assert all(x == -100 or x == i for x, i in zip(res.rendered.labels, res.rendered.input_ids))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_strategies_and_train_eot(tiny_tokenizer, family: str) -> None:
+    tok = tiny_tokenizer(family)
+    eot = tok.convert_tokens_to_ids(tiny.FAMILIES[family].end_of_turn)
+    conv = conv_for(family)
+    last = mask.render_and_mask(tok, conv, strategy="last")
+    assert last.problems == [] and supervised(last.rendered) == [tok.encode(answers(conv)[-1], add_special_tokens=False) + [eot]]
+    full = mask.render_and_mask(tok, conv, strategy="all")
+    assert full.problems == [] and full.rendered.labels == full.rendered.input_ids
+    no_eot = mask.render_and_mask(tok, conv, train_eot=False)
+    assert no_eot.problems == []
+    assert supervised(no_eot.rendered) == [tok.encode(a, add_special_tokens=False) for a in answers(conv)]
+
+
+def test_chatml_newline_after_im_end_is_not_trained(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("chatml")
+    res = mask.render_and_mask(tok, CONV)
+    for a, b in res.rendered.assistant_spans:
+        assert tok.convert_ids_to_tokens(res.rendered.input_ids[b - 1]) == "<|im_end|>"
+        assert res.rendered.labels[b] == -100  # the "\n" that follows
+    with pytest.raises(Exception, match="strategy"):
+        mask.render_and_mask(tok, CONV, strategy="everything")
+
+
+def test_real_qwen_fixture_tags_agree_with_diff(fixtures_dir) -> None:
+    from workbench.template import load_tokenizer
+
+    folder = fixtures_dir / "tokenizers" / "qwen2.5"
+    trl = load_tokenizer(folder, template=fixtures_dir / "templates" / "trl-qwen2_5_training.jinja")
+    plain = load_tokenizer(folder)
+    for conv in (CONV, [SYSTEM, *CONV]):
+        tagged = mask.render_and_mask(trl, conv)
+        diffed = mask.render_and_mask(plain, conv)
+        assert tagged.derivation == "generation_tags" and tagged.agree is True and tagged.problems == []
+        assert diffed.derivation == "diff" and diffed.problems == []
+        assert tagged.rendered.input_ids == diffed.rendered.input_ids
+        assert tagged.rendered.labels == diffed.rendered.labels
+        expected = [trl.encode(a) + [trl.convert_tokens_to_ids("<|im_end|>")] for a in answers(conv)]
+        assert supervised(tagged.rendered) == expected
+    # TRL's raw mask also trains the "\n" around each turn; ours leaves the template's newlines untrained
+    raw = trl.apply_chat_template(CONV, return_assistant_tokens_mask=True, return_dict=True)
+    assert sum(raw["assistant_masks"]) == tagged.rendered.trained_count + 2 * len(answers(CONV))
+
+
+def test_non_prefix_preserving_templates_fall_back(fixtures_dir) -> None:
+    from workbench.template import load_tokenizer
+
+    folder = fixtures_dir / "tokenizers" / "qwen2.5"
+    nemo = load_tokenizer(folder, template=fixtures_dir / "templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja")
+    res = mask.render_and_mask(nemo, [SYSTEM, *CONV])
+    assert res.problems == [] and any("not prefix-preserving" in n for n in res.notes)
+    qwen3 = load_tokenizer(folder, template=fixtures_dir / "templates" / "Qwen-Qwen3-0.6B.jinja")
+    res = mask.render_and_mask(qwen3, [*CONV[:3], {"role": "assistant", "content": "<think>add</think>30"}])
+    assert res.error is None and res.problems  # the think block is rewritten: reported, not hidden
+
+
+def test_generation_tags_that_disagree_are_reported(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("chatml")
+    # a template whose generation block wrongly covers the assistant header too
+    bad = tok.chat_template.replace(
+        "{{- '<|im_start|>assistant\\n' }}\n        {%- generation %}", "{%- generation %}{{- '<|im_start|>assistant\\n' }}"
+    )
+    assert bad != tok.chat_template
+    broken = tiny.build_tokenizer("chatml", chat_template=bad)
+    res = mask.render_and_mask(broken, CONV)
+    assert res.agree is False
+    assert any("disagree" in p for p in res.problems)
+    assert any("differs from the assistant content" in p for p in res.problems)
+
+
+def test_verify_catches_a_broken_mask(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("llama3")
+    res = mask.render_and_mask(tok, CONV)
+    assert mask.verify(tok, CONV, res.rendered) == []
+    r = res.rendered
+    (a1, b1), (a2, b2) = r.assistant_spans
+
+    def broken(labels: list[int], spans: list[tuple[int, int]]) -> list[str]:
+        return mask.verify(tok, CONV, Rendered(r.input_ids, labels, spans, r.text))
+
+    # one header token before the first answer is trained too
+    labels = list(r.labels)
+    labels[a1 - 1] = r.input_ids[a1 - 1]
+    problems = broken(labels, [(a1 - 1, b1), (a2, b2)])
+    assert len(problems) == 1 and "message 1: trained text differs" in problems[0] and "expected …'2 plus" in problems[0]
+    # the end-of-turn token of the second answer is left out
+    labels = list(r.labels)
+    labels[b2 - 1] = -100
+    assert any("not an end-of-turn token" in p for p in broken(labels, [(a1, b1), (a2, b2 - 1)]))
+    # a user turn is trained
+    labels = list(r.labels)
+    labels[2:5] = r.input_ids[2:5]
+    problems = broken(labels, [(2, 5), (a1, b1), (a2, b2)])
+    assert any("3 trained region(s) for 2 assistant message(s)" in p for p in problems)
+    # a label that is not its input id
+    labels = list(r.labels)
+    labels[a1] = 7
+    assert "is not its input id" in broken(labels, r.assistant_spans)[0]
+
+
+def test_template_error_on_one_row_does_not_stop_the_others(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("gemma")
+    rows = [
+        Conversation.make([Message(m["role"], m["content"]) for m in CONV], Source("a.jsonl", 1)),
+        [SYSTEM, *CONV],  # gemma: system role not supported
+        [CONV[0], CONV[0], CONV[1]],  # roles do not alternate
+        [CONV[0]],  # nothing to train
+        CONV,
+    ]
+    out = list(mask.render_many(tok, rows, workers=1, batch_size=2))
+    assert [r.index for r in out] == [0, 1, 2, 3, 4]
+    assert out[0].ok and out[4].ok and out[0].id == rows[0].id
+    assert "System role not supported" in out[1].error
+    assert "alternate" in out[2].error
+    assert out[3].error == "no assistant message to train on"
+    single = mask.render_and_mask(tok, [SYSTEM, *CONV])
+    assert single.rendered is None and "System role" in single.error
+
+
+UNICODE = ["Ça coûte 5 €.", "日本語のテキスト", "emoji 🙂👍🏽 done", "e\u0301 (not NFC)", "tab\tand\r\nCRLF", "  padded  "]
+
+
+def test_render_many_matches_single_and_pool(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("chatml")
+    rows = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}] for i in range(40)]
+    rows += [[{"role": "user", "content": u}, {"role": "assistant", "content": u + " → " + u}] for u in UNICODE]
+    single = [mask.render_and_mask(tok, r) for r in rows]
+    for workers in (1, 2):
+        many = list(mask.render_many(tok, rows, workers=workers, batch_size=3))
+        assert [m.rendered.input_ids for m in many] == [s.rendered.input_ids for s in single]
+        assert [m.rendered.labels for m in many] == [s.rendered.labels for s in single]
+        assert [m.problems for m in many] == [s.problems for s in single]
+
+
+def test_fast_offsets_match_the_tokenizers(tiny_tokenizer, fixtures_dir) -> None:
+    from workbench.template import load_tokenizer
+
+    texts = [f"<|im_start|>user\n{u}<|im_end|>\n<|im_start|>assistant\n{u} x{u}<|im_end|>\n" for u in UNICODE]
+    for tok in (tiny_tokenizer("chatml"), load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")):
+        ctx = mask._Context(tok).codec
+        assert ctx.byte_lengths is not None
+        ids, offs = ctx.encode_many(texts)
+        for text, i, off in zip(texts, ids, offs):
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            assert i == enc["input_ids"]
+            for tid, mine, (c, d) in zip(i, zip(off.starts, off.ends), enc["offset_mapping"]):
+                if tok.decode([tid]) == text[c:d]:  # a token of whole characters: exactly the tokenizer's offsets
+                    assert mine == (c, d)
+                else:  # a byte fragment: it lies within the characters the tokenizer names
+                    assert c <= mine[0] and mine[1] <= max(d, mine[0] + 1)
+
+
+def test_max_length_truncates_and_still_verifies(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("chatml")
+    whole = mask.render_and_mask(tok, CONV)
+    n = whole.rendered.assistant_spans[-1][0] + 2  # cut inside the last answer
+    res = list(mask.render_many(tok, [CONV], max_length=n, workers=1))[0]
+    assert len(res.rendered.input_ids) == n and res.length == len(whole.rendered.input_ids)
+    assert res.problems == [] and any("truncated" in note for note in res.notes)
+
+
+def test_no_chat_template_is_an_error_per_row(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("chatml", chat_template=False)
+    assert "no chat template" in mask.render_and_mask(tok, CONV).error
+    assert all("no chat template" in r.error for r in mask.render_many(tok, [CONV, CONV]))
+
+
+def test_end_of_turn_ids(tiny_tokenizer, fixtures_dir) -> None:
+    from workbench.template import load_tokenizer
+
+    tok = tiny_tokenizer("gemma")
+    assert set(tok.convert_ids_to_tokens(mask.end_of_turn_ids(tok))) == {"<eos>", "<end_of_turn>"}
+    qwen = load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")
+    assert mask.end_of_turn_ids(qwen)[:2] == [151645, 151643]
+
+
+def test_mask_command(tiny_model_dir, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps({"messages": c}) for c in (CONV, [SYSTEM, *CONV])) + "\n")
+    folder = str(tiny_model_dir("chatml", model=False))
+    runner = CliRunner()
+    res = runner.invoke(app, ["mask", str(data), "--model", folder, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["index"] for r in rows] == [0, 1]
+    assert all(r["problems"] == [] and r["agree"] is True for r in rows)
+    assert len(rows[0]["tokens"]) == len(rows[0]["labels"]) == len(rows[0]["input_ids"])
+    res = runner.invoke(app, ["mask", str(data), "--model", folder, "--index", "1", "--strategy", "last"])
+    assert res.exit_code == 0, res.output
+    assert "verified" in res.stdout and "10·plus·20·is·30." in res.stdout and "↵" in res.stdout
+    res = runner.invoke(app, ["mask", str(data), "--model", folder, "--index", "9"])
+    assert res.exit_code != 0

@@ -1,0 +1,78 @@
+"""workbench.template: loading tokenizers (folder, GGUF, hub name), template overrides, renders, stop-token facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench import template as T
+from workbench.errors import WorkbenchError
+from workbench.records import Conversation, Message, Source
+
+CONV = [
+    {"role": "user", "content": "What is 2 plus 3?"},
+    {"role": "assistant", "content": "2 plus 3 is 5."},
+]
+
+
+def test_load_folder_and_override_template(tiny_model_dir, tmp_path) -> None:
+    folder = tiny_model_dir("chatml", model=False)
+    tok = T.load_tokenizer(folder)
+    assert T.render(tok, CONV).startswith("<|im_start|>user\n")
+    custom = tmp_path / "my.jinja"
+    custom.write_text("{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}")
+    tok = T.load_tokenizer(str(folder), template=custom)
+    assert T.render(tok, CONV) == "[user] What is 2 plus 3?\n[assistant] 2 plus 3 is 5.\n"
+    tok = T.load_tokenizer(folder, template="{{ messages[0].content }}")
+    assert T.render(tok, CONV) == "What is 2 plus 3?"
+    with pytest.raises(WorkbenchError, match="template file not found"):
+        T.load_tokenizer(folder, template=tmp_path / "missing.jinja")
+
+
+def test_load_errors_are_clean(tmp_path, monkeypatch) -> None:
+    with pytest.raises(WorkbenchError, match="no tokenizer at"):
+        T.load_tokenizer(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WorkbenchError, match="holds no tokenizer files"):
+        T.load_tokenizer(tmp_path / "empty")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WorkbenchError, match="hub is not reachable") as e:
+        T.load_tokenizer("some-org/some-model-that-is-not-cached")
+    assert e.value.hint and "local folder" in e.value.hint
+
+
+def test_render_accepts_records_and_reports_template_errors(tiny_tokenizer) -> None:
+    tok = tiny_tokenizer("gemma")
+    conv = Conversation.make([Message("user", "hi"), Message("assistant", "hello")], Source("x.jsonl", 1))
+    assert "<start_of_turn>model\nhello<end_of_turn>" in T.render(tok, conv)
+    assert T.render(tok, conv.messages[:1], add_generation_prompt=True).endswith("<start_of_turn>model\n")
+    with pytest.raises(T.TemplateError, match="System role not supported"):
+        T.render(tok, [{"role": "system", "content": "x"}, *CONV])
+    with pytest.raises(T.TemplateError, match="no chat template"):
+        T.render(tiny_tokenizer("chatml", chat_template=False), CONV)
+
+
+def test_stop_tokens_from_tiny_folder(tiny_model_dir) -> None:
+    tok = T.load_tokenizer(tiny_model_dir("gemma", model=False))
+    facts = T.stop_tokens(tok)
+    assert facts.tokenizer_eos == "<eos>"
+    assert T.token_strings(tok, facts.generation_eos_ids or []) == ["<eos>", "<end_of_turn>"]
+    assert facts.config_eos_ids == [facts.tokenizer_eos_id]
+    assert facts.adds_bos and facts.bos == "<bos>"
+    assert facts.all_eos_ids() == [facts.tokenizer_eos_id, tok.convert_tokens_to_ids("<end_of_turn>")]
+
+
+def test_real_qwen_fixture(fixtures_dir) -> None:
+    tok = T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")
+    text = T.render(tok, CONV)
+    assert text.startswith("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud.")  # injected default
+    facts = T.stop_tokens(tok)
+    assert facts.generation_eos_ids == [151645, 151643]
+    assert facts.config_eos_ids == [151645]
+    assert not facts.adds_bos and facts.pad == "<|endoftext|>"
+    tok = T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5", template=fixtures_dir / "templates" / "trl-qwen2_5_training.jinja")
+    assert T.has_generation_tags(tok)
+
+
+def test_gguf_file(fixtures_dir) -> None:
+    tok = T.load_tokenizer(fixtures_dir / "tokenizers" / "phi-3" / "ggml-vocab-phi-3.gguf")
+    assert tok.chat_template and "<|end|>" in T.render(tok, CONV)

@@ -1,0 +1,235 @@
+"""Training on the small local model, CPU: loss falls, labels are exactly the mask's, packing isolates
+examples, checkpoints resume, early stopping stops, 4-bit NF4 trains, the run directory is complete."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from workbench import recipe as rc  # noqa: E402
+from workbench import train as tr  # noqa: E402
+from workbench.errors import WorkbenchError  # noqa: E402
+from workbench.records import Conversation, Message, Source  # noqa: E402
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tiny model is built once per module, in a private cache."""
+    old = os.environ.get("WORKBENCH_CACHE")
+    os.environ["WORKBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("WORKBENCH_CACHE", None)
+    else:
+        os.environ["WORKBENCH_CACHE"] = old
+
+
+def convs(n: int, answer: str = "The answer is {n}. #### {n}", seed: int = 0, start: int = 0) -> list[Conversation]:
+    out = []
+    for i in range(start, start + n):
+        q = f"Sam has {i % 97} cards and {i % 13} pens. How many cards does Sam have?"
+        a = answer.format(n=i % 97)
+        out.append(Conversation.make([Message("user", q), Message("assistant", a)], Source("synthetic", row=i)))
+    return out
+
+
+def make(tmp_path: Path, *overrides: str, **sections: Any) -> rc.Recipe:
+    raw: dict[str, Any] = {
+        "name": "t",
+        "model": {"name": "tiny:chatml", "max_length": 128},
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+        "train": {
+            "max_steps": 6, "learning_rate": 1e-2, "per_device_batch_size": 4, "optimizer": "adamw_torch",
+            "warmup_ratio": 0.0, "lr_scheduler": "constant", "threads": 1, "seed": 0,
+        },
+        "run_dir": str(tmp_path / "run"),
+    }
+    for k, v in sections.items():
+        raw[k] = {**raw.get(k, {}), **v}
+    return rc.from_dict(raw, overrides=list(overrides))
+
+
+def test_a_real_run_lowers_the_loss_and_writes_the_run_directory(tmp_path: Path) -> None:
+    events: list[Any] = []
+    r = make(tmp_path, "train.max_steps=30", "train.eval_every=15")
+    res = tr.train(r, prepared=convs(120), on_progress=events.append)
+    assert res.steps == 30 and res.backend == "peft"
+    losses = [x["loss"] for x in res.log if "loss" in x]
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < first - 0.5, (first, last)
+    assert 0 < res.trainable_params < res.total_params
+    out = res.run_dir
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer_config.json",
+                 "adapter/generation_config.json", "recipe.yaml", "run.json", "train_log.json", "loss.png", "dropped.jsonl"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "run.json").read_text())
+    assert len(info["data_hash"]) == 32 and info["template_hash"] and info["versions"]["trl"]
+    assert info["examples"]["train"] == 120
+    log = json.loads((out / "train_log.json").read_text())
+    assert [x["step"] for x in log if "loss" in x] == list(range(1, 31))
+    assert all(x["tokens_per_s"] > 0 for x in log[1:] if "loss" in x)
+    assert all("learning_rate" in x for x in log if "loss" in x)
+    assert (out / "recipe.yaml").read_text().startswith("# workbench train ")
+    assert rc.load(out / "recipe.yaml").lora.r == 8  # the resolved recipe reloads
+    kinds = {e.kind for e in events}
+    assert {"start", "step", "log", "message", "end"} <= kinds
+    assert any("trainable parameters" in (e.message or "") for e in events)
+
+    # the adapter loads with PEFT and changes the model; generation stops at the end-of-turn token
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = json.loads((out / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), out / "adapter")
+    tok = AutoTokenizer.from_pretrained(out / "adapter")
+    gen = json.loads((out / "adapter" / "generation_config.json").read_text())
+    eos = gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]]
+    assert tok.convert_tokens_to_ids("<|im_end|>") in eos
+    assert model is not None
+
+
+def loader_batch(tmp_path: Path, *overrides: str) -> tuple[Any, Any, tr.Prepared]:
+    r = make(tmp_path, *overrides)
+    plat = tr.detect(r)
+    path = tr.model_path(r.model)
+    from workbench.template import load_tokenizer
+
+    tok = load_tokenizer(path)
+    data = tr.prepare(r, tok, convs(24))
+    model, _ = tr.load_model(r, path, plat)
+    trainer = tr.build_trainer(r, model, tok, data, plat, tmp_path / "ck", [])
+    return trainer, next(iter(trainer.get_train_dataloader())), data
+
+
+def test_the_trainer_sees_exactly_the_mask_modules_labels(tmp_path: Path) -> None:
+    from workbench.mask import render_and_mask
+    from workbench.template import load_tokenizer
+
+    trainer, batch, data = loader_batch(tmp_path)
+    tok = load_tokenizer(tr.model_path(make(tmp_path).model))
+    expected = {}
+    for c in convs(24):
+        rd = render_and_mask(tok, c).rendered
+        expected[tuple(rd.input_ids)] = rd.labels
+    assert batch["input_ids"].shape[0] == 4
+    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        n = int(mask.sum())
+        key = tuple(ids[:n].tolist())
+        assert key in expected
+        assert labels[:n].tolist() == expected[key]  # token for token, -100 included
+        assert (labels[n:] == -100).all()
+
+
+def test_packing_keeps_examples_apart(tmp_path: Path) -> None:
+    trainer, batch, data = loader_batch(tmp_path, "train.packing=true")
+    pos = batch["position_ids"][0]
+    starts = (pos == 0).nonzero().flatten().tolist() + [pos.numel()]
+    segs = [(a, b) for a, b in zip(starts, starts[1:])]
+    assert len(segs) > 1 and "attention_mask" not in batch  # padding-free: one row, several examples
+    rows = {tuple(r.input_ids): r.labels for r in data.train}
+    for a, b in segs:  # each packed segment is one whole example with its labels
+        seg = tuple(batch["input_ids"][0, a:b].tolist())
+        assert seg in rows and batch["labels"][0, a:b].tolist() == rows[seg]
+    model = trainer.model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        for a, b in segs:
+            alone = model(input_ids=batch["input_ids"][:, a:b]).logits[0]
+            assert torch.allclose(packed[a:b], alone, atol=1e-4), "an example attended to another"
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    r = make(tmp_path, "train.max_steps=8", "train.save_every=2", "train.save_total_limit=2")
+
+    def crash(event: Any) -> None:
+        if event.kind == "step" and event.step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tr.train(r, prepared=convs(40), on_progress=crash)
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.startswith("checkpoint-"))
+    assert ckpts == ["checkpoint-2", "checkpoint-4"]  # save_total_limit=2
+    steps: list[int] = []
+    res = tr.train(r, prepared=convs(40), resume=True, on_progress=lambda e: steps.append(e.step) if e.kind == "step" else None)
+    assert steps == [5, 6, 7, 8] and res.steps == 8
+    assert [x["step"] for x in res.log if "loss" in x] == list(range(1, 9))  # history carried over
+    longer = make(tmp_path, "train.max_steps=10", "train.save_every=2")
+    assert tr.train(longer, prepared=convs(40), resume=True).steps == 10
+
+
+def test_resume_without_a_checkpoint_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(WorkbenchError, match="no checkpoint to resume"):
+        tr.train(make(tmp_path), prepared=convs(8), resume=True)
+
+
+def test_early_stopping_when_eval_loss_rises(tmp_path: Path) -> None:
+    # train answers one way, held-out data the opposite way: as training fits, eval loss climbs
+    train_rows = convs(60, answer="yes yes yes yes")
+    held = convs(8, answer="no no no no", start=300)
+    r = make(tmp_path, "train.max_steps=40", "train.eval_every=2", "train.early_stopping_patience=2", "data.heldout=held.jsonl")
+    from workbench.template import load_tokenizer
+
+    tok = load_tokenizer(tr.model_path(r.model))
+    data = tr.prepare(r.model_copy(update={"data": r.data.model_copy(update={"heldout": None})}), tok, train_rows, held)
+    res = tr.train(r, prepared=data)
+    assert res.stopped_early and res.steps < 40
+    evals = [x["eval_loss"] for x in res.log if "eval_loss" in x]
+    assert len(evals) >= 3 and min(evals) < evals[-1]
+
+
+def test_four_bit_nf4_path(tmp_path: Path) -> None:
+    plat = tr.detect(make(tmp_path, "quant.load_in_4bit=true"))
+    if not plat.quantize:
+        pytest.skip("bitsandbytes cannot quantise to NF4 on this CPU: " + "; ".join(plat.notes))
+    r = make(tmp_path, "quant.load_in_4bit=true", "train.max_steps=3")
+    res = tr.train(r, prepared=convs(16))
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert info["quantized"] is True and res.steps == 3
+    assert all(x["loss"] == x["loss"] for x in res.log if "loss" in x)  # finite
+    cfg = json.loads((res.adapter_dir / "adapter_config.json").read_text())
+    assert set(cfg["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_recipe_data_is_ingested_masked_and_drops_counted(tmp_path: Path) -> None:
+    demo = REPO / "data" / "demo" / "train.jsonl"
+    if not demo.is_file():
+        pytest.skip("data/demo not generated")
+    r = make(tmp_path, f"data.sources=[{demo}]", "data.limit=40", "data.heldout=0.1", "train.max_steps=2")
+    res = tr.train(r)
+    info = json.loads((res.run_dir / "run.json").read_text())
+    ex = info["examples"]
+    dropped = sum(ex["dropped"].values())
+    assert ex["train"] == 40 and ex["eval"] > 0
+    assert ex["train"] + ex["eval"] + dropped == ex["rows_in"]  # in = trained + held out + dropped (by reason)
+    assert any(k.startswith("reject:") for k in ex["dropped"])
+    lines = (res.run_dir / "dropped.jsonl").read_text().splitlines()
+    assert len(lines) == dropped and all(json.loads(x)["reason"] for x in lines)
+
+
+def test_demo_recipe_settings_fit_a_small_cpu() -> None:
+    r = rc.load(REPO / "recipes" / "demo-cpu.yaml")
+    assert r.model.name.startswith("tiny:") and r.train.threads == 1 and (r.train.max_steps or 0) <= 200
+
+
+@pytest.mark.gpu
+def test_unsloth_backend_on_cuda(tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("unsloth")
+    r = make(tmp_path, "train.backend=unsloth", "quant.load_in_4bit=true", "train.max_steps=3", "train.optimizer=adamw_8bit")
+    res = tr.train(r, prepared=convs(16))
+    assert res.backend == "unsloth" and res.steps == 3

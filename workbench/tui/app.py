@@ -1,0 +1,220 @@
+"""The app shell: modes (one per screen), global keys, command palette entries, and the background passes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from workbench.errors import WorkbenchError
+from workbench.tui.messages import DataChanged, OpenExample
+from workbench.tui.session import Options, Session
+
+AUTO_ROWS = 300_000  # duplicates and checks hold every conversation in memory: run them by hand above this
+
+
+def _screen(module: str, name: str) -> Screen[Any]:
+    """A mode's screen, its module imported only when the mode is first shown."""
+    from importlib import import_module
+
+    return getattr(import_module(f"workbench.tui.screens.{module}"), name)()  # type: ignore[no-any-return]
+
+
+class WorkbenchApp(App[None]):
+    """`workbench tui`: look at a dataset the way the trainer will see it, decide, export."""
+
+    TITLE = "workbench"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "dataset": lambda: _screen("dataset", "DatasetScreen"),
+        "findings": lambda: _screen("findings", "FindingsScreen"),
+        "duplicates": lambda: _screen("duplicates", "DuplicatesScreen"),
+        "stats": lambda: _screen("stats", "StatsScreen"),
+    }
+    DEFAULT_MODE = "dataset"
+    BINDINGS = [
+        Binding("1", "switch_mode('dataset')", "Dataset"),
+        Binding("2", "switch_mode('findings')", "Findings"),
+        Binding("3", "switch_mode('duplicates')", "Duplicates"),
+        Binding("4", "switch_mode('stats')", "Stats"),
+        Binding("e", "export", "Export"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, options: Options, *, autorun: bool = True) -> None:
+        super().__init__()
+        self.session = Session(options)
+        self.autorun = autorun  # tests turn the background passes off to drive them by hand
+        self.tokenizer_ready = threading.Event()
+        self.first_rows_at: float | None = None  # when the first rows were on screen (bench)
+        self.started_at = time.perf_counter()
+        self.sub_title = ", ".join(options.paths)
+
+    def on_mount(self) -> None:
+        try:
+            self.session.open()
+        except WorkbenchError as e:
+            self.session.errors.append("open")
+            self.show_error(e, "cannot open the input")
+            return
+        if self.autorun:
+            self.load_tokenizer()
+            self.analyse()
+
+    def show_error(self, e: BaseException, title: str = "error") -> None:
+        if isinstance(e, WorkbenchError):
+            text = e.message + (f"\nhint: {e.hint}" if e.hint else "")
+        else:
+            lines = str(e).strip().splitlines()
+            text = f"{type(e).__name__}: {lines[0] if lines else ''}"
+        self.notify(text, title=title, severity="error", timeout=15, markup=False)
+
+    def changed(self, what: str) -> None:
+        """From a worker thread: tell the current screen that data changed."""
+        self.call_from_thread(self._changed, what)
+
+    def _changed(self, what: str) -> None:
+        if what == "rows" and self.first_rows_at is None and self.session.n:
+            self.first_rows_at = time.perf_counter()
+        self.screen.post_message(DataChanged(what))
+
+    # --- background passes ---------------------------------------------------------------------------
+
+    @work(thread=True, group="tokenizer", exit_on_error=False)
+    def load_tokenizer(self) -> None:
+        try:
+            if self.session.options.model:
+                self.session.load_tokenizer()
+                self.changed("tokenizer")
+        except Exception as e:
+            self.session.errors.append("tokenizer")
+            self.call_from_thread(self.show_error, e, "the tokenizer could not load")
+        finally:
+            self.tokenizer_ready.set()
+
+    @work(thread=True, group="analyse", exit_on_error=False)
+    def analyse(self) -> None:
+        """Index, then read every row, then duplicates, tokens and checks, each filling columns as it goes."""
+        s = self.session
+        worker = get_current_worker()
+        stop = lambda: worker.is_cancelled  # noqa: E731
+        last = [0.0]
+
+        def on_rows(n: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] > 0.3 or self.first_rows_at is None:
+                last[0] = now
+                self.changed("rows")
+
+        try:
+            s.index(on_rows, stop=stop)
+        except WorkbenchError as e:
+            self.call_from_thread(self.show_error, e, "cannot read the input")
+            return
+        self.changed("rows")
+        s.scan(stop=stop)
+        self.changed("scan")
+        if stop():
+            return
+        if s.n <= AUTO_ROWS:
+            self._guard(s.run_dedup, "duplicates")
+            self.changed("dedup")
+        self.tokenizer_ready.wait()
+        if s.tokenizer is not None and not stop():
+            s.tokenise(stop=stop)
+            self.changed("tokens")
+            if s.n <= AUTO_ROWS and not stop() and self._guard(s.run_checks, "checks"):
+                self.changed("checks")
+
+    def _guard(self, fn: Any, what: str) -> Any:
+        try:
+            return fn()
+        except Exception as e:  # a failing optional pass is a message, not a dead app
+            s = self.session
+            if what in s.jobs:
+                s.jobs[what].finished = True
+            s.errors.append(what)
+            self.call_from_thread(self.show_error, e, f"{what} failed")
+            return None
+
+    @work(thread=True, group="dedup", exclusive=True, exit_on_error=False)
+    def find_duplicates(self) -> None:
+        s = self.session
+        if not s.scanned:
+            self.call_from_thread(self.notify, "still reading the rows; duplicates run when that is done")
+            return
+        self._guard(s.run_dedup, "duplicates")
+        self.changed("dedup")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.show_error(event.worker.error, f"{event.worker.group} failed")
+
+    # --- navigation -----------------------------------------------------------------------------------
+
+    def on_open_example(self, message: OpenExample) -> None:
+        from workbench.tui.screens.example import ExampleScreen
+
+        self.push_screen(ExampleScreen(message.row, message.order))
+
+    def action_help(self) -> None:
+        from workbench.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_export(self) -> None:
+        from workbench.tui.screens.export import ExportScreen
+
+        self.push_screen(ExportScreen())
+
+    def action_filter(self, text: str) -> None:
+        from workbench.tui.screens.dataset import DatasetScreen
+
+        self.switch_mode("dataset")
+
+        def apply() -> None:
+            screen = self.screen
+            if isinstance(screen, DatasetScreen):
+                screen.set_filter(text)
+
+        self.call_later(apply)
+
+    def action_undo(self) -> None:
+        row = self.session.undo()
+        self.notify("nothing to undo" if row is None else f"undid the decision on row {row}")
+        self.screen.post_message(DataChanged("decisions"))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Dataset", "All examples in a table (1)", lambda: self.switch_mode("dataset"))
+        yield SystemCommand("Findings", "Check results grouped by code (2)", lambda: self.switch_mode("findings"))
+        yield SystemCommand("Duplicates", "Duplicate clusters, keep/drop decisions (3)", lambda: self.switch_mode("duplicates"))
+        yield SystemCommand("Stats", "Length histograms, roles, turns (4)", lambda: self.switch_mode("stats"))
+        yield SystemCommand("Export curated set", "Write kept rows and the removed side file (e)", self.action_export)
+        yield SystemCommand("Find duplicates", "Run exact + near-duplicate detection now", self.find_duplicates)
+        yield SystemCommand("Undo decision", "Undo the last keep/drop decision (u)", self.action_undo)
+        yield SystemCommand("Keys", "Show every key binding (?)", self.action_help)
+        for label, text in (
+            ("over max length", "is:long"),
+            ("EOS not trained", "is:no-eos"),
+            ("zero trained tokens", "is:zero"),
+            ("in a duplicate cluster", "is:dup"),
+            ("rejected rows", "is:reject"),
+            ("with any finding", "is:flagged"),
+            ("clear", ""),
+        ):
+            yield SystemCommand(f"Filter: {label}", f"Dataset rows {label}" if text else "Show every row",
+                                lambda text=text: self.action_filter(text))  # fmt: skip
+
+
+def run(options: Options) -> None:
+    WorkbenchApp(options).run()

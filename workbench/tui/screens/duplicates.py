@@ -1,0 +1,14 @@
+"""Duplicate clusters (placeholder until the full screen lands)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+
+class DuplicatesScreen(Screen[None]):
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("duplicates: coming")
+        yield Footer()

@@ -1,0 +1,53 @@
+"""The key bindings, on `?`."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+KEYS = """\
+# workbench tui: keys
+
+| where | key | does |
+| --- | --- | --- |
+| everywhere | `1` `2` `3` `4` | dataset, findings, duplicates, stats |
+| | `e` | export the curated set (kept rows + removed side file) |
+| | `ctrl+p` | command palette: every action, quick filters |
+| | `?` | this help; `q` quits |
+| dataset | `↑` `↓` `pgup` `pgdn` `home` `end` | move; `enter` (or a click) opens the example |
+| | `/` | filter box (`escape` back to the table) |
+| | `s` / `S` | sort by the next column / reverse (or click a header) |
+| | `f` | next row with a finding |
+| | `k` / `x` / `u` | keep / drop the row (again to clear) / undo |
+| example | `n` `p` (`→` `←`) | next / previous example in the current order |
+| | `f` / `F` | next / previous example with a finding |
+| | `c` `t` `r` | chat, tokens, rendered template |
+| | `k` / `x` / `u` | keep / drop / undo; `escape` back |
+| findings | `enter` | a code's examples; `enter` again opens one |
+| duplicates | `k` / `x` / `u` | keep / drop the member / undo |
+| | `ctrl+s` | save kept + removed exactly as `workbench dedup` writes them |
+| | `d` | run duplicate detection now |
+| stats | `r` | redraw from the columns filled so far |
+
+Filter syntax: free text (searched in the raw rows), `role:tool`, `code:CODE` (a prefix is enough),
+`is:long` (over --max-length), `is:no-eos`, `is:zero` (no trained token), `is:dup`, `is:reject`,
+`is:error`, `is:flagged`, `is:dropped`, `cluster:N`. Conditions combine with AND.
+
+Token view: trained tokens bright on green, untrained dim, special tokens bold magenta
+(yellow when trained); backgrounds alternate per token so boundaries show; `·` space, `↵` newline.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 96; height: 90%; border: thick $accent; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(KEYS)
