@@ -311,3 +311,24 @@ def test_truncation_impact(tiny_tokenizer) -> None:
 def test_every_code_has_a_severity_meaning_and_hint() -> None:
     for code, spec in CODES.items():
         assert spec.severity in ("error", "warning", "info") and spec.meaning and spec.hint, code
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_cli_exit_codes_and_json(tiny_model_dir, tmp_path) -> None:
+    from tests.test_cli import run_cli
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in ROWS), encoding="utf-8")
+    model = str(tiny_model_dir("chatml", model=False))
+    clean = run_cli("check", str(data), "--model", model, "--fail-on", "info")
+    assert clean.returncode == 0, clean.stderr
+    assert "4 rows, 4 rendered" in clean.stdout and "no findings" in clean.stdout
+    cut = run_cli("check", str(data), "--model", model, "--max-length", "12", "--json")
+    assert cut.returncode == 1, cut.stderr
+    report = json.loads(cut.stdout)
+    assert {"over_max_length", "truncated_to_nothing"} <= {f["code"] for f in report["findings"]}
+    assert report["severity_counts"]["error"] >= 1 and report["max_length"] == 12
+    bad = run_cli("check", str(data), "--model", model, "--strategy", "everything")
+    assert bad.returncode == 2 and "--strategy" in bad.stderr and "Traceback" not in bad.stderr

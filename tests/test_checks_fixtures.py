@@ -78,9 +78,11 @@ def test_qwen3_template_is_not_prefix_preserving(qwen, fixtures_dir: Path) -> No
     thought = [TURN1[0], {"role": "assistant", "content": "<think>\n2 and 3 make 5\n</think>\n\n5."}, *TURN2]
     report = run_checks(qwen3, [thought, MULTI])
     f = by_code(report, "not_prefix_preserving")
-    assert f.example_ids == ids([thought])  # the row without reasoning renders the same either way
-    example = f.data["examples"][0]
-    assert example["message"] == 1 and "<think>" in example["turn_render"] and "<think>" not in example["full_render"]
+    # Both rows: as the last turn an answer gets a <think> block (an empty one when it has no
+    # reasoning); once a later user turn follows, the block is gone.
+    assert f.example_ids == ids([thought, MULTI])
+    example = f.data["examples"][0]  # the row with reasoning
+    assert example["message"] == 1 and "2 and 3 make 5" in example["turn_render"] and "<think>" not in example["full_render"]
 
 
 @pytest.mark.parametrize(

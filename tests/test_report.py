@@ -236,10 +236,15 @@ def test_report_missing_run_dir(tmp_path: Path) -> None:
         write_report(tmp_path / "nope", tmp_path / "r.md")
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "300"}  # one error line, unwrapped
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env)
+
+
 def test_cli_report(golden_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "golden.md"
-    r = subprocess.run([sys.executable, "-m", "workbench", "report", str(golden_run), "-o", str(out)], capture_output=True, text=True)
+    r = cli("report", str(golden_run), "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_text() == (GOLDEN / "report.md").read_text()
-    r = subprocess.run([sys.executable, "-m", "workbench", "report", str(tmp_path / "nope")], capture_output=True, text=True)
+    r = cli("report", str(tmp_path / "nope"))
     assert r.returncode == 1 and "no such run directory" in r.stderr and "Traceback" not in r.stderr

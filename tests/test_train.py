@@ -195,10 +195,21 @@ def test_four_bit_nf4_path(tmp_path: Path) -> None:
     plat = tr.detect(make(tmp_path, "quant.load_in_4bit=true"))
     if not plat.quantize:
         pytest.skip("bitsandbytes cannot quantise to NF4 on this CPU: " + "; ".join(plat.notes))
-    r = make(tmp_path, "quant.load_in_4bit=true", "train.max_steps=3")
-    res = tr.train(r, prepared=convs(16))
+    import warnings
+
+    r = make(tmp_path, "quant.load_in_4bit=true", "train.max_steps=4", "train.eval_every=2")
+    data = tr.Prepared(train=[], eval=[])
+    from workbench.template import load_tokenizer
+
+    tok = load_tokenizer(tr.model_path(r.model))
+    data = tr.prepare(r, tok, convs(16), convs(4, start=200))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = tr.train(r, prepared=data)
+    # evaluating mid-run must not leave bitsandbytes' inference layout behind (no autograd through it)
+    assert not [w for w in caught if "gemv_4bit" in str(w.message)]
     info = json.loads((res.run_dir / "run.json").read_text())
-    assert info["quantized"] is True and res.steps == 3
+    assert info["quantized"] is True and res.steps == 4
     assert all(x["loss"] == x["loss"] for x in res.log if "loss" in x)  # finite
     cfg = json.loads((res.adapter_dir / "adapter_config.json").read_text())
     assert set(cfg["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
@@ -213,7 +224,7 @@ def test_recipe_data_is_ingested_masked_and_drops_counted(tmp_path: Path) -> Non
     info = json.loads((res.run_dir / "run.json").read_text())
     ex = info["examples"]
     dropped = sum(ex["dropped"].values())
-    assert ex["train"] == 40 and ex["eval"] > 0
+    assert 30 <= ex["train"] <= 40 and ex["eval"] > 0  # data.limit=40, minus rows the mask step drops
     assert ex["train"] + ex["eval"] + dropped == ex["rows_in"]  # in = trained + held out + dropped (by reason)
     assert any(k.startswith("reject:") for k in ex["dropped"])
     lines = (res.run_dir / "dropped.jsonl").read_text().splitlines()

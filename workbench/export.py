@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from workbench.errors import WorkbenchError
+from workbench.errors import UsageError, WorkbenchError
 from workbench.records import Conversation
 
 FORMATS = ("jsonl", "parquet", "hf")
@@ -72,7 +72,7 @@ def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     """The output format: given, or from the file name (.parquet → parquet, a directory name → hf)."""
     if fmt:
         if fmt not in FORMATS:
-            raise WorkbenchError(f"unknown output format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
+            raise UsageError(f"unknown output format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
         return fmt
     name = str(path).lower()
     if name.endswith(".parquet"):

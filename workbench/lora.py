@@ -169,6 +169,8 @@ def bypassed(model: Any, names: Sequence[str]) -> list[str]:
     for name in names:
         mod = model.get_submodule(name)
         hooks.append(mod.register_forward_hook(lambda m, i, o, name=name: called.add(name)))
+    was_training = model.training
+    model.train()  # eval mode would let bitsandbytes repack 4-bit weights for inference on CPU
     try:
         device = next(p.device for p in model.parameters())
         ids = torch.full((1, 8), 1, dtype=torch.long, device=device)
@@ -177,6 +179,7 @@ def bypassed(model: Any, names: Sequence[str]) -> list[str]:
     except Exception:  # a model that cannot run a bare forward here: trust the names
         return []
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     return [n for n in names if n not in called]

@@ -42,12 +42,11 @@ class Source:
 
 def conversation_id(messages: tuple[Message, ...] | list[Message]) -> str:
     """A stable content hash of the messages: the same example has the same id in every run."""
-    h = hashlib.blake2b(digest_size=8)
-    for m in messages:
-        h.update(m.role.encode())
-        h.update(b"\x1f")
-        h.update(m.content.encode("utf-8", "surrogatepass"))
-        h.update(b"\x1e")
+    # one update over the joined bytes: the same digest as feeding each piece, at less per-call cost
+    data = b"".join(
+        m.role.encode() + b"\x1f" + m.content.encode("utf-8", "surrogatepass") + b"\x1e" for m in messages
+    )
+    h = hashlib.blake2b(data, digest_size=8)
     return h.hexdigest()
 
 

@@ -37,9 +37,9 @@ def before_after_figure(deltas: Sequence[Delta], path: Path) -> Path:
     height = 0.38
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.8 * len(deltas)), dpi=DPI)
     ys = list(range(len(deltas)))
-    ax.barh([y + height / 2 for y in ys], [d.before for d in deltas], height, xerr=[d.before_stderr or 0 for d in deltas],
+    ax.barh([y - height / 2 for y in ys], [d.before for d in deltas], height, xerr=[d.before_stderr or 0 for d in deltas],
             label="base", color="#9e9e9e", capsize=3)  # fmt: skip
-    ax.barh([y - height / 2 for y in ys], [d.after for d in deltas], height, xerr=[d.after_stderr or 0 for d in deltas],
+    ax.barh([y + height / 2 for y in ys], [d.after for d in deltas], height, xerr=[d.after_stderr or 0 for d in deltas],
             label="base+adapter", color="#1f77b4", capsize=3)  # fmt: skip
     ax.set_yticks(ys, labels, fontsize=8)
     ax.invert_yaxis()

@@ -185,6 +185,12 @@ def load_model(recipe: Recipe, path: str, plat: Platform) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         raise WorkbenchError(f"cannot load model {path}: {str(e).splitlines()[0]}", "model.name: a local folder, a hub name (online) or tiny:<family>") from None
+    if plat.quantize and not plat.cuda:
+        # bitsandbytes repacks 4-bit weights for fast CPU inference on the first eval-mode forward and never
+        # unpacks them, after which backward runs through a kernel without autograd: keep the trainable layout.
+        for module in model.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
     if plat.quantize:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=plat.gradient_checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
@@ -220,8 +226,8 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool) -> 
         max_length=recipe.model.max_length,
         packing=t.packing,
         packing_strategy="bfd",  # padding-free: position ids restart per example, so examples never attend to each other
-        gradient_checkpointing=plat.gradient_checkpointing and plat.backend != "unsloth",
-        gradient_checkpointing_kwargs={"use_reentrant": False} if plat.gradient_checkpointing else None,
+        activation_checkpointing=plat.gradient_checkpointing and plat.backend != "unsloth",
+        activation_checkpointing_kwargs={"use_reentrant": False} if plat.gradient_checkpointing else None,
         bf16=plat.precision == "bf16",
         fp16=plat.precision == "fp16",
         use_cpu=not plat.cuda,

@@ -93,7 +93,7 @@ async def test_keep_drop_undo_and_save(in_data: Path, tmp_path: Path) -> None:
         kept, removed = members
         assert app.session.is_kept(kept) and not app.session.is_kept(removed)
 
-        await pilot.press("down", "k")  # keep the row dedup removed
+        await pilot.press("enter", "down", "k")  # into the members; keep the row dedup removed
         assert app.session.decision(removed) == "keep" and app.session.is_kept(removed)
         await pilot.press("u")  # undo
         assert app.session.decision(removed) is None and not app.session.is_kept(removed)

@@ -18,9 +18,12 @@ ProgressFn = Callable[[int, "int | None"], None]
 
 
 def print_error(e: WorkbenchError) -> None:
-    err.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    # user text such as "[#SPLIT]" or "{{name}}" must print as written, not as markup
+    err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
     if e.hint:
-        err.print(f"[yellow]hint:[/] {e.hint}", highlight=False)
+        err.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False)
 
 
 @contextlib.contextmanager
