@@ -46,6 +46,14 @@ def test_summary_and_histogram() -> None:
     assert hist[0][0] == 8 and hist[-1][1] == 15
 
 
+def test_histogram_clip_puts_outliers_in_one_overflow_bin() -> None:
+    values = pl.Series(list(range(100)) + [10_000])
+    hist = stats.histogram(values, bins=10, clip=0.99)
+    assert hist[-1][1] == float("inf") and hist[-1][2] == 1
+    assert hist[-2][1] < 10_000
+    assert sum(c for _, _, c in hist) == 101
+
+
 def test_histogram_of_constant_and_empty() -> None:
     assert stats.histogram(pl.Series([4, 4, 4])) == [(4.0, 4.0, 3)]
     assert stats.histogram(pl.Series([], dtype=pl.Int64)) == []

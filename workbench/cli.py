@@ -129,7 +129,7 @@ def stats(
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    render_summary(out, summary, st.histogram(df[col], bins=12), col)
+    render_summary(out, summary, st.histogram(df[col], bins=12, clip=0.99), col)
     if data.rejects:
         err.print(f"{len(data.rejects)} of {data.rows_read} rows rejected (see `workbench ingest` for the side file)")
     if plot:

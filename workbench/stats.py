@@ -113,19 +113,33 @@ def describe(values: pl.Series) -> dict[str, float | int | None]:
     }
 
 
-def histogram(values: pl.Series, bins: int = 20) -> list[tuple[float, float, int]]:
-    """Equal-width bins over the non-null values: (low, high, count) per bin."""
+def histogram(values: pl.Series, bins: int = 20, *, clip: float | None = None) -> list[tuple[float, float, int]]:
+    """Equal-width bins over the non-null values: (low, high, count) per bin.
+
+    With ``clip`` (a quantile such as 0.99) the bins span min..that quantile and one last bin
+    ``(q, inf)`` holds the rest, so a few very long rows do not squash the whole histogram.
+    """
     s = values.drop_nulls().cast(pl.Float64)
     if s.len() == 0:
         return []
     lo, hi = float(s.min()), float(s.max())  # type: ignore[arg-type]
+    overflow = 0
+    if clip is not None:
+        cap = float(s.quantile(clip, interpolation="higher"))  # type: ignore[arg-type]
+        if cap < hi:
+            overflow = int((s > cap).sum())
+            s, hi = s.filter(s <= cap), cap
     if hi == lo:
-        return [(lo, hi, int(s.len()))]
-    width = (hi - lo) / bins
-    idx = ((s - lo) / width).floor().cast(pl.Int64).clip(0, bins - 1)
-    counts = idx.value_counts().sort(idx.name)
-    by_bin = dict(zip(counts[idx.name].to_list(), counts["count"].to_list(), strict=True))
-    return [(lo + i * width, lo + (i + 1) * width, int(by_bin.get(i, 0))) for i in range(bins)]
+        out = [(lo, hi, int(s.len()))]
+    else:
+        width = (hi - lo) / bins
+        idx = ((s - lo) / width).floor().cast(pl.Int64).clip(0, bins - 1)
+        counts = idx.value_counts().sort(idx.name)
+        by_bin = dict(zip(counts[idx.name].to_list(), counts["count"].to_list(), strict=True))
+        out = [(lo + i * width, lo + (i + 1) * width, int(by_bin.get(i, 0))) for i in range(bins)]
+    if overflow:
+        out.append((hi, math.inf, overflow))
+    return out
 
 
 def summary(df: pl.DataFrame, *, max_length: int | None = None) -> dict[str, Any]:
@@ -165,9 +179,14 @@ def plot(df: pl.DataFrame, path: str | os.PathLike[str], *, max_length: int | No
         panels += [("tokens", "tokens per example"), ("trained_tokens", "trained tokens per example")]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (col, title) in zip(axes[0], panels, strict=True):
-        values = df[col].drop_nulls().to_list()
-        ax.hist(values, bins=min(50, max(5, int(math.sqrt(len(values) or 1)))), color="#4c72b0")
-        ax.set_title(title)
+        series = df[col].drop_nulls()
+        values = series.to_list()
+        # a few very long rows would squash the rest into one bar: bin up to p99, count the others
+        cap = float(series.quantile(0.99, interpolation="higher")) if values else 0.0  # type: ignore[arg-type]
+        shown = [v for v in values if v <= cap]
+        hidden = len(values) - len(shown)
+        ax.hist(shown, bins=min(50, max(5, int(math.sqrt(len(shown) or 1)))), color="#4c72b0")
+        ax.set_title(title if not hidden else f"{title}\n({hidden} above {cap:.0f} not shown)", fontsize=10)
         ax.set_ylabel("examples")
         if col == "tokens" and max_length is not None:
             ax.axvline(max_length, color="#c44e52", linestyle="--", label=f"max length {max_length}")

@@ -48,7 +48,8 @@ def render_histogram(console: Console, hist: list[tuple[float, float, int]], wid
     peak = max(c for _, _, c in hist) or 1
     for lo, hi, c in hist:
         bar = BAR * max(1 if c else 0, round(width * c / peak))
-        console.print(f"{lo:>9.0f} – {hi:<9.0f} {bar} {c}", highlight=False)
+        upper = "more" if hi == float("inf") else f"{hi:.0f}"
+        console.print(f"{lo:>9.0f} – {upper:<9} {bar} {c}", highlight=False)
 
 
 def _fmt(v: Any) -> str:
