@@ -198,11 +198,20 @@ def _check_prefix(renderer: Renderer, msgs: Msgs, full: str, rid: str, hits: _Hi
         return
 
 
+def _encode_many(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Ids only; the Rust backend's fast path skips the offsets and masks the full call computes."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    fast = getattr(backend, "encode_batch_fast", None)
+    if fast is not None:
+        return [e.ids for e in fast(texts, add_special_tokens=False)]
+    return list(tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+
 def _check_parity(tokenizer: PreTrainedTokenizerBase, batch: list[tuple[str, str, str, list[int]]], hits: _Hits) -> None:
     """The inference prompt (add_generation_prompt=True) must tokenize to a prefix of the training render."""
     if not batch:
         return
-    prompt_ids = tokenizer([p for _, p, _, _ in batch], add_special_tokens=False)["input_ids"]
+    prompt_ids = _encode_many(tokenizer, [p for _, p, _, _ in batch])
     for (rid, prompt, full, ids), p in zip(batch, prompt_ids):
         if list(ids[: len(p)]) == list(p):
             continue

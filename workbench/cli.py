@@ -317,7 +317,7 @@ def dedup(
 
 @app.command()
 def check(
-    paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
+    paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).", metavar="DATA...", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file or hub name.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Report what truncation to this many tokens cuts.")] = None,

@@ -216,8 +216,7 @@ def evaluate_pair(
 
 def _settings(kw: dict[str, Any]) -> Settings:
     fields = Settings.__dataclass_fields__
-    s = Settings(**{k: v for k, v in kw.items() if k in fields and k not in ("tasks", "gen_kwargs", "heldout", "tokenizer")})
-    s.tasks = list(kw["tasks"])
+    s = Settings(list(kw["tasks"]), **{k: v for k, v in kw.items() if k in fields and k not in ("tasks", "gen_kwargs", "heldout", "tokenizer")})
     s.gen_kwargs = dict(kw["gen_kwargs"]) if kw.get("gen_kwargs") else None
     s.heldout = str(kw["heldout"]) if kw.get("heldout") else None
     s.tokenizer = str(kw["tokenizer"]) if kw.get("tokenizer") else None
