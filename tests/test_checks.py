@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import pytest
 
-from workbench import mask, tiny
+from workbench import mask
 from workbench.checks import CODES, check_options, run_checks
 from workbench.errors import UsageError
 from workbench.records import Conversation, Finding, Message, Source
@@ -186,18 +187,26 @@ def test_pad_is_eos_and_no_pad(tiny_tokenizer) -> None:
     assert by_code(run_checks(nopad, ROWS), "no_pad_token").severity == "info"
 
 
-def test_stop_tokens_against_the_model_folder(tiny_tokenizer, tiny_model_dir) -> None:
+def test_stop_tokens_against_the_model_folder(tiny_tokenizer, tiny_model_dir, tmp_path) -> None:
     from workbench.template import load_tokenizer
 
     # In memory: only the tokenizer's EOS (<eos>) is known, and gemma turns end with <end_of_turn>.
     alone = run_checks(tiny_tokenizer("gemma"), [ONE])
     f = by_code(alone, "eot_not_stop")
-    assert "<end_of_turn>" in f.message and "no config.json" in f.message
+    assert "<end_of_turn>" in f.message and "no config.json" in f.message and f.severity == "warning"
     # The folder's generation_config.json lists <end_of_turn>: generation stops; the other files still disagree.
     folder = tiny_model_dir("gemma", model=False)
     report = run_checks(load_tokenizer(folder), [ONE])
     assert "eot_not_stop" not in codes(report.findings)
     assert "tokenizer_config.json" in by_code(report, "stop_tokens_disagree").message
+    # A generation_config.json that leaves <end_of_turn> out: generate() runs past the turn.
+    broken = tmp_path / "gemma"
+    shutil.copytree(folder, broken)
+    gen = json.loads((broken / "generation_config.json").read_text())
+    gen["eos_token_id"] = gen["eos_token_id"][0]
+    (broken / "generation_config.json").write_text(json.dumps(gen))
+    stop = by_code(run_checks(load_tokenizer(broken), [ONE]), "eot_not_stop")
+    assert stop.severity == "error" and "generation_config.json" in stop.message
     # model_dir= points the check at another folder (here a ChatML one, whose ids mean other tokens).
     elsewhere = run_checks(tiny_tokenizer("gemma"), [ONE], model_dir=tiny_model_dir("chatml", model=False))
     assert report.facts["template"]["stop_ids"] != elsewhere.facts["template"]["stop_ids"]

@@ -154,6 +154,7 @@ def test_phi3_gguf_turns_end_where_generation_does_not_stop(fixtures_dir: Path) 
     report = run_checks(tok, ROWS)
     stop = by_code(report, "eot_not_stop")
     assert "'<|end|>' (32007)" in stop.message and "'<|endoftext|>' (32000)" in stop.message
+    assert stop.severity == "warning"  # a lone GGUF: no generation_config.json to say otherwise
     assert by_code(report, "pad_is_eos").severity == "info"  # pad is <|endoftext|>, turns end with <|end|>
     assert by_code(report, "system_dropped").example_ids == ids(ROWS[2:])  # this template ignores system turns
     assert "double_bos_retokenized" in codes(report)

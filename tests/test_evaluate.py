@@ -69,7 +69,7 @@ def heldout_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pair(model_dir: Path, adapter: Path, heldout_file: Path, gsm8k: Path) -> tuple[ev.EvalResults, ev.EvalResults]:
-    settings = ev.Settings(tasks=["gsm8k_local", "heldout"], limit=2, gen_kwargs=FAST, heldout=str(heldout_file), generations=2)
+    settings = ev.Settings(tasks=["gsm8k_local", "heldout", "heldout_chrf"], limit=2, gen_kwargs=FAST, heldout=str(heldout_file), generations=2)
     base, adapted = ev.evaluate_pair(model_dir, adapter, settings, data={"gsm8k_local": gsm8k})
     return base, adapted
 
@@ -80,7 +80,8 @@ def test_base_and_adapter_run_with_identical_settings(pair) -> None:
     assert base.settings == adapted.settings
     s = base.settings
     assert s["apply_chat_template"] is True and s["seed"] == 1234 and s["limit"] == 2 and s["gen_kwargs"] == FAST
-    assert set(base.tasks) == {"gsm8k_local", "heldout"}
+    assert set(base.tasks) == {"gsm8k_local", "heldout", "heldout_chrf"}
+    assert set(base.tasks["heldout_chrf"].metrics) == {"chrf,none"}  # the same data under another metric
     gsm = base.tasks["gsm8k_local"]
     assert gsm.n == 2 and set(gsm.metrics) == {"exact_match,strict-match", "exact_match,flexible-extract"}
     assert gsm.generation_kwargs["max_gen_toks"] == 4
@@ -121,6 +122,7 @@ def test_results_round_trip_and_compare(pair, tmp_path: Path) -> None:
     comp = compare(b2, a2)
     assert {(d.task, d.metric) for d in comp.deltas} >= {("gsm8k_local", "exact_match,strict-match"), ("heldout", "exact_match,none")}
     assert all(f.paired == 2 for f in comp.flips if f.task == "gsm8k_local")
+    assert "heldout_chrf" not in {f.task for f in comp.flips}  # chrF is not pass/fail per item
     assert len(comp.generations) == 2
 
 
@@ -155,22 +157,18 @@ def test_not_an_adapter(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_task_data_missing(tmp_path: Path) -> None:
-    with pytest.raises(WorkbenchError, match=r"task gsm8k_local: data file .* not found") as e:
-        with prepare_tasks(["gsm8k_local"], data={"gsm8k_local": tmp_path / "nope.jsonl"}):
-            pass
+    with pytest.raises(WorkbenchError, match=r"task gsm8k_local: data file .* not found") as e, prepare_tasks(["gsm8k_local"], data={"gsm8k_local": tmp_path / "nope.jsonl"}):
+        pass
     assert "--data gsm8k_local=FILE" in (e.value.hint or "")
-    with pytest.raises(WorkbenchError, match="task heldout: data file"):
-        with prepare_tasks(["heldout"]):
-            pass
+    with pytest.raises(WorkbenchError, match="task heldout: data file"), prepare_tasks(["heldout"]):
+        pass
 
 
 def test_task_folder_and_data_names_checked(tmp_path: Path) -> None:
-    with pytest.raises(WorkbenchError, match="task folder .* not found"):
-        with prepare_tasks(["gsm8k_local"], include_path=tmp_path / "missing"):
-            pass
-    with pytest.raises(WorkbenchError, match="no local YAML: nosuch"):
-        with prepare_tasks([], data={"nosuch": tmp_path}):
-            pass
+    with pytest.raises(WorkbenchError, match="task folder .* not found"), prepare_tasks(["gsm8k_local"], include_path=tmp_path / "missing"):
+        pass
+    with pytest.raises(WorkbenchError, match="no local YAML: nosuch"), prepare_tasks([], data={"nosuch": tmp_path}):
+        pass
 
 
 def test_include_folder_and_relative_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,9 +186,8 @@ def test_include_folder_and_relative_data(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.slow
 def test_unknown_task(tmp_path: Path) -> None:
-    with pytest.raises(WorkbenchError, match="unknown task.*no_such_task_xyz"):
-        with prepare_tasks(["no_such_task_xyz"]):
-            pass
+    with pytest.raises(WorkbenchError, match="unknown task.*no_such_task_xyz"), prepare_tasks(["no_such_task_xyz"]):
+        pass
 
 
 def test_offline_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,18 +212,18 @@ def test_cli_eval_run_dir_then_report(model_dir: Path, adapter: Path, heldout_fi
     )
     (run / "run.json").write_text(json.dumps({"model_path": str(model_dir)}))
     env = {**os.environ, "COLUMNS": "300"}
-    r = subprocess.run([sys.executable, "-m", "workbench", "eval", str(run), "--generations", "1"], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "workbench", "eval", str(run), "--generations", "1"], capture_output=True, text=True, env=env, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "heldout" in r.stdout and "held-out loss" in r.stdout
     base, adapted = evalresults.load(run / "eval.json")
     assert base.settings["seed"] == 7 and base.settings["tokenizer"] is None and adapted.adapter["path"] == str(run / "adapter")
     r = subprocess.run([sys.executable, "-m", "workbench", "report", str(run), "-o", str(tmp_path / "r" / "demo.md")],
-                       capture_output=True, text=True, env=env)  # fmt: skip
+                       capture_output=True, text=True, env=env, check=False)  # fmt: skip
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "r" / "demo.md").read_text()
     assert "| heldout | exact_match,none | 2 |" in text and "## Held-out split" in text
     # an adapter of another base, through the CLI: one clean error line
     make_adapter(model_dir, tmp_path / "other", base_name="/models/other")
     r = subprocess.run([sys.executable, "-m", "workbench", "eval", "--model", str(model_dir), "--adapter", str(tmp_path / "other"),
-                        "--tasks", "heldout"], capture_output=True, text=True, env=env)  # fmt: skip
+                        "--tasks", "heldout"], capture_output=True, text=True, env=env, check=False)  # fmt: skip
     assert r.returncode == 1 and "trained on /models/other" in r.stderr and "Traceback" not in r.stderr

@@ -15,7 +15,14 @@ import pytest
 from workbench import evalresults
 from workbench.compare import compare, item_flips, mcnemar, z_test
 from workbench.errors import WorkbenchError
-from workbench.evalresults import EvalResults, Generation, Heldout, Metric, Sample, TaskResult
+from workbench.evalresults import (
+    EvalResults,
+    Generation,
+    Heldout,
+    Metric,
+    Sample,
+    TaskResult,
+)
 from workbench.report import write_report
 
 GOLDEN = Path(__file__).parent / "data" / "report"
@@ -62,7 +69,7 @@ def run_result(passes: dict[str, set[int]], n: dict[str, int], *, adapter: bool,
         tasks=tasks,
         samples=samples,
         heldout=Heldout(path="runs/golden/heldout.jsonl", rows=20, skipped=0, tokens=812, loss=loss, perplexity=math.exp(loss),
-                        loss_on="assistant tokens (workbench.mask, end-of-turn included)"),  # fmt: skip
+                        loss_on="assistant tokens (workbench.mask, end-of-turn included)"),
         generations=[
             Generation(id="g1", prompt="Name a primary colour.", target="Red.", output="Red." if adapter else "red red red"),
             Generation(id="g2", prompt="What is 3 + 4?", target="7", output="7" if adapter else "```\n34\n```"),
@@ -238,7 +245,7 @@ def test_report_missing_run_dir(tmp_path: Path) -> None:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "300"}  # one error line, unwrapped
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env, check=False)
 
 
 def test_cli_report(golden_run: Path, tmp_path: Path) -> None:
@@ -248,3 +255,24 @@ def test_cli_report(golden_run: Path, tmp_path: Path) -> None:
     assert out.read_text() == (GOLDEN / "report.md").read_text()
     r = cli("report", str(tmp_path / "nope"))
     assert r.returncode == 1 and "no such run directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_task_config_hash_ignores_where_data_lies_and_function_addresses(tmp_path: Path) -> None:
+    from workbench.evalresults import config_hash
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"q": 1}\n')
+    b.write_text('{"q": 1}\n')
+
+    def make() -> object:
+        def process_docs(ds: object) -> object:
+            return ds
+
+        return process_docs
+
+    def cfg(path: Path) -> dict[str, object]:
+        return {"task": "t", "process_docs": make(), "dataset_kwargs": {"data_files": {"test": str(path)}}}
+
+    assert config_hash(cfg(a)) == config_hash(cfg(b))  # other file, other function object, same content
+    b.write_text('{"q": 2}\n')
+    assert config_hash(cfg(a)) != config_hash(cfg(b))

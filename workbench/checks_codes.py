@@ -73,7 +73,8 @@ CODES: dict[str, Code] = {
     ),
     "pad_is_eos": Code(
         "warning",
-        "the pad token is the EOS / end-of-turn token: a collator that masks padding also masks the stop token",
+        "the pad token is the EOS / end-of-turn token: a collator that masks padding also masks the stop token "
+        "(info when turns end with another token)",
         "set a dedicated pad token (an unused special token, e.g. <|finetune_right_pad_id|> or <pad>), not EOS",
     ),
     "no_pad_token": Code(
@@ -83,7 +84,8 @@ CODES: dict[str, Code] = {
     ),
     "eot_not_stop": Code(
         "error",
-        "training ends each assistant turn with a token that generation does not stop on",
+        "training ends each assistant turn with a token that generation does not stop on "
+        "(a warning when no config.json / generation_config.json is found beside the tokenizer)",
         "add the end-of-turn id to generation_config.json eos_token_id (a list is fine), or set the "
         "tokenizer's eos_token to it",
     ),
@@ -132,7 +134,7 @@ CODES: dict[str, Code] = {
     ),
     "no_trained_tokens": Code(
         "error",
-        "rows with no assistant turn: zero trained tokens",
+        "rows with zero trained tokens (no assistant turn, or none of it is trained)",
         "drop these rows or give them an assistant answer",
     ),
     # --- truncation ---

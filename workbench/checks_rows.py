@@ -279,16 +279,19 @@ def _findings(
         lost, over = trunc["lost"], trunc["trained_over"]
         share = lost / over if over else 0.0
         overall = lost / stats.trained_tokens if stats.trained_tokens else 0.0
-        out.append(
-            finding(
-                "over_max_length",
-                f"{rows_phrase(rids, n)} are longer than {max_length} tokens (longest {trunc['longest']}); "
-                f"{lost} of their {over} trained tokens ({share:.1%}) are cut, {overall:.1%} of all trained tokens",
-                rids,
-                data={"max_length": max_length, "trained_lost": lost, "trained_in_long_rows": over,
-                      "share_lost": share, "share_of_all_trained": overall, "examples": hits.details["over_max_length"]},
-            )  # fmt: skip
+        data = {
+            "max_length": max_length,
+            "trained_lost": lost,
+            "trained_in_long_rows": over,
+            "share_lost": share,
+            "share_of_all_trained": overall,
+            "examples": hits.details["over_max_length"],
+        }
+        message = (
+            f"{rows_phrase(rids, n)} are longer than {max_length} tokens (longest {trunc['longest']}); "
+            f"{lost} of their {over} trained tokens ({share:.1%}) are cut, {overall:.1%} of all trained tokens"
         )
+        out.append(finding("over_max_length", message, rids, data=data))
         for code, what in (
             ("truncation_cuts_eot", "lose their final end-of-turn token"),
             ("truncated_to_nothing", "are left with zero trained tokens"),

@@ -211,6 +211,8 @@ def _stop_checks(tokenizer: PreTrainedTokenizerBase, facts: TemplateFacts, eot: 
                 f"{names(present[effective])} (from {effective}"
                 + ("; no config.json or generation_config.json was found" if alone else "") + ")",
                 data=data,
+                # Without the model's config files we cannot see what generate() will use: a warning.
+                severity="warning" if alone else None,
             )
         ]
     missing = [src for src, ids in present.items() if eot not in ids]

@@ -202,6 +202,9 @@ def train(
     from workbench.train import train as run_training
 
     r = rc.load(recipe, overrides or [])
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bar reports progress
     with train_progress(r.name or "training") as on_progress:
         result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
     if as_json:
@@ -488,7 +491,10 @@ def main() -> None:
     from workbench.console import print_error
 
     try:
-        app(standalone_mode=False, prog_name="workbench")
+        # with standalone_mode off, click returns (not raises) the code of a typer.Exit(n)
+        code = app(standalone_mode=False, prog_name="workbench")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except WorkbenchError as e:
         print_error(e)
         sys.exit(e.exit_code)

@@ -162,7 +162,7 @@ def compare(base: EvalResults, adapted: EvalResults) -> Comparison:
 def item_flips(task: str, key: str, before: list[Sample], after: list[Sample]) -> Flips | None:
     """Pass/fail changes per item for ``key`` ("metric,filter"); None when the metric is not 0/1 per item."""
     metric, _, filt = key.partition(",")
-    pick = lambda rows: {s.doc_id: s for s in rows if s.filter == filt and metric in s.metrics}  # noqa: E731
+    pick = lambda rows: {s.doc_id: s for s in rows if s.filter == filt and metric in s.metrics}
     b, a = pick(before), pick(after)
     ids = sorted(set(b) & set(a))
     if not ids or any(s.metrics[metric] not in (0.0, 1.0) for s in (*(b[i] for i in ids), *(a[i] for i in ids))):

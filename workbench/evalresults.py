@@ -41,7 +41,9 @@ Keys are sorted and floats written as Python's repr, so the same results diff cl
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -184,3 +186,74 @@ def load(path: str | os.PathLike[str]) -> tuple[EvalResults, EvalResults | None]
     except (KeyError, TypeError) as e:
         raise WorkbenchError(f"{p}: malformed results file ({type(e).__name__}: {e})") from None
     return base, adapted
+
+
+def from_lm_eval(raw: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, list[Sample]]]:
+    """lm-eval's output as TaskResults and trimmed per-item samples."""
+    tasks: dict[str, TaskResult] = {}
+    samples: dict[str, list[Sample]] = {}
+    configs = raw.get("configs", {})
+    for name, res in sorted(raw.get("results", {}).items()):
+        metrics: dict[str, Metric] = {}
+        for key, value in sorted(res.items()):
+            metric, _, filt = key.partition(",")
+            if not filt or metric.endswith("_stderr") or not isinstance(value, (int, float)):
+                continue
+            err = res.get(f"{metric}_stderr,{filt}")
+            metrics[key] = Metric(float(value), float(err) if isinstance(err, (int, float)) and math.isfinite(err) else None)
+        cfg = configs.get(name, {})
+        n = raw.get("n-samples", {}).get(name, {}).get("effective", res.get("sample_len", 0))
+        tasks[name] = TaskResult(
+            n=int(n),
+            metrics=metrics,
+            higher_is_better={k: bool(v) for k, v in sorted(raw.get("higher_is_better", {}).get(name, {}).items())},
+            version=None if raw.get("versions", {}).get(name) is None else str(raw["versions"][name]),
+            num_fewshot=raw.get("n-shot", {}).get(name),
+            config_hash=config_hash(cfg),
+            generation_kwargs=cfg.get("generation_kwargs"),
+        )
+    for name, rows in sorted(raw.get("samples", {}).items()):
+        out = []
+        for r in rows:
+            args = r.get("arguments") or [[""]]
+            first = args[0] if isinstance(args, (list, tuple)) else args
+            prompt = first[0] if isinstance(first, (list, tuple)) else first
+            resp = _response(r.get("filtered_resps"))
+            metric_names = r.get("metrics") or []
+            out.append(Sample(
+                doc_id=int(r["doc_id"]), filter=str(r.get("filter", "none")), prompt=str(prompt), target=str(r.get("target", "")),
+                response=str(resp if resp is not None else ""), metrics={m: float(r[m]) for m in metric_names if isinstance(r.get(m), (int, float))},
+            ))  # fmt: skip
+        samples[name] = sorted(out, key=lambda s: (s.filter, s.doc_id))
+    return tasks, samples
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    """A task config's identity: functions by name, local data files by content (not by where they lie)."""
+
+    def norm(x: Any, key: str = "") -> Any:
+        if isinstance(x, dict):
+            return {str(k): norm(v, str(k)) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [norm(v, key) for v in x]
+        if callable(x):
+            return getattr(x, "__qualname__", type(x).__name__)
+        if isinstance(x, str) and key in ("data_files", "test", "train", "validation") and os.path.isfile(x):
+            h = hashlib.sha256()
+            with open(x, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return "sha256:" + h.hexdigest()
+        return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
+
+    return hashlib.sha256(json.dumps(norm(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _response(resps: Any) -> Any:
+    """A generation's text, or for a multiple-choice item the index of the most likely choice."""
+    if not isinstance(resps, list) or not resps:
+        return resps
+    if all(isinstance(x, (list, tuple)) and x and isinstance(x[0], (int, float)) for x in resps):
+        scores = [float(x[0]) for x in resps]
+        return f"choice {scores.index(max(scores))}"
+    return resps[0]

@@ -121,7 +121,7 @@ def _known(td: TaskDir) -> str:
 def _resolve(path: Path, origin: Path, data: Mapping[str, str], td: TaskDir) -> None:
     """Rewrite one copied YAML: absolute data files, ``data`` overrides applied; record it by task name."""
     try:
-        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as e:
         raise WorkbenchError(f"{origin / path.name}: not valid YAML: {e}") from None
     if not isinstance(cfg, dict):
@@ -152,8 +152,8 @@ def _absolute(files: Any, origin: Path) -> Any:
     p = Path(str(files)).expanduser()
     if p.is_absolute() or "://" in str(files):
         return str(files)
-    here = Path.cwd() / p
-    return str(here.resolve() if here.exists() else (origin / p).resolve())
+    here, beside = Path.cwd() / p, origin / p
+    return str(beside.resolve() if beside.exists() and not here.exists() else here.resolve())
 
 
 def _flat(files: Any) -> list[str]:

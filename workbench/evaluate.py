@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 
 from workbench import heldout as held
 from workbench.errors import WorkbenchError
-from workbench.evalresults import EvalResults, Metric, Sample, TaskResult
+from workbench.evalresults import EvalResults, from_lm_eval
 from workbench.evaltasks import TaskDir, prepare_tasks
 
 ProgressFn = Callable[[str], None]
@@ -165,9 +164,12 @@ def evaluate(
 ) -> EvalResults:
     """Evaluate ``model`` (with ``adapter`` when given) on lm-eval ``tasks`` and the held-out split.
 
-    ``include_path``: extra task folders beside recipes/tasks. ``data``: TASK -> data file for
-    local tasks (``heldout`` defaults to ``heldout``). ``heldout``: a messages JSONL (anything
-    `ingest` reads) for loss, perplexity and ``generations`` sample generations.
+    ``include_path``: extra task folders beside recipes/tasks. ``data``: TASK -> data file for a
+    local task (e.g. ``{"gsm8k_local": "test.jsonl"}``). ``heldout``: a held-out file (anything
+    `ingest` reads) for loss and perplexity on all its rows, ``generations`` sample generations,
+    and the data of the ``heldout*`` tasks. ``tokenizer``: one tokenizer (and chat template) for
+    both runs; default the model's. ``check_base``: refuse an adapter whose adapter_config.json
+    names another base. Offline (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) unless ``allow_online``.
     """
     settings = _settings(locals())
     return evaluate_pair(model, None, settings, adapters=[adapter], include_path=include_path, data=data,
@@ -266,7 +268,7 @@ def _run_one(model: str, adapter: str | os.PathLike[str] | None, s: Settings, ta
         except (ConnectionError, OSError) as e:
             raise WorkbenchError(f"a task's data could not be loaded: {str(e).splitlines()[0]}",
                                  "offline: use local tasks (recipes/tasks) or pass --data TASK=FILE") from None  # fmt: skip
-        result.tasks, result.samples = _convert(raw or {})
+        result.tasks, result.samples = from_lm_eval(raw or {})
     if conversations:
         say(f"held-out loss {label}")
         model_obj = lm.model
@@ -294,47 +296,6 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _convert(raw: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, list[Sample]]]:
-    """lm-eval's output as TaskResults and trimmed per-item samples."""
-    tasks: dict[str, TaskResult] = {}
-    samples: dict[str, list[Sample]] = {}
-    configs = raw.get("configs", {})
-    for name, res in sorted(raw.get("results", {}).items()):
-        metrics: dict[str, Metric] = {}
-        for key, value in sorted(res.items()):
-            metric, _, filt = key.partition(",")
-            if not filt or metric.endswith("_stderr") or not isinstance(value, (int, float)):
-                continue
-            err = res.get(f"{metric}_stderr,{filt}")
-            metrics[key] = Metric(float(value), float(err) if isinstance(err, (int, float)) and math.isfinite(err) else None)
-        cfg = configs.get(name, {})
-        n = raw.get("n-samples", {}).get(name, {}).get("effective", res.get("sample_len", 0))
-        tasks[name] = TaskResult(
-            n=int(n),
-            metrics=metrics,
-            higher_is_better={k: bool(v) for k, v in sorted(raw.get("higher_is_better", {}).get(name, {}).items())},
-            version=None if raw.get("versions", {}).get(name) is None else str(raw["versions"][name]),
-            num_fewshot=raw.get("n-shot", {}).get(name),
-            config_hash=hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16],
-            generation_kwargs=cfg.get("generation_kwargs"),
-        )
-    for name, rows in sorted(raw.get("samples", {}).items()):
-        out = []
-        for r in rows:
-            args = r.get("arguments") or [[""]]
-            first = args[0] if isinstance(args, (list, tuple)) else args
-            prompt = first[0] if isinstance(first, (list, tuple)) else first
-            resp = r.get("filtered_resps")
-            resp = resp[0] if isinstance(resp, list) and resp else resp
-            metric_names = r.get("metrics") or []
-            out.append(Sample(
-                doc_id=int(r["doc_id"]), filter=str(r.get("filter", "none")), prompt=str(prompt), target=str(r.get("target", "")),
-                response=str(resp if resp is not None else ""), metrics={m: float(r[m]) for m in metric_names if isinstance(r.get(m), (int, float))},
-            ))  # fmt: skip
-        samples[name] = sorted(out, key=lambda s: (s.filter, s.doc_id))
-    return tasks, samples
 
 
 # --- a training run ---------------------------------------------------------------------------

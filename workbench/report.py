@@ -117,9 +117,9 @@ def _check_results(run: Path, info: dict[str, Any], base: EvalResults, adapted: 
             raise WorkbenchError(f"{path} evaluates {base.model.get('path')}, but this run trained on {model}",
                                  f"run `workbench eval {run}` to evaluate this run")  # fmt: skip
     adapter_dir = run / "adapter"
-    if adapted and adapted.adapter and (adapter_dir / "adapter_config.json").is_file():
-        if adapted.adapter.get("fingerprint") != fingerprint(adapter_dir):
-            raise WorkbenchError(f"{path} evaluates the adapter {adapted.adapter.get('path')}, not this run's adapter",
+    here = (adapter_dir / "adapter_config.json").is_file()
+    if adapted and adapted.adapter and here and adapted.adapter.get("fingerprint") != fingerprint(adapter_dir):
+        raise WorkbenchError(f"{path} evaluates the adapter {adapted.adapter.get('path')}, not this run's adapter",
                                  f"run `workbench eval {run}` again")  # fmt: skip
 
 
@@ -198,10 +198,10 @@ def _before_after(comp: Comparison | None, where: Path, name: str) -> list[str]:
         return out + ["No before/after results.", ""]
     s = comp.settings
     out += [
-        f"Model `{comp.model.get('path')}`, adapter `{(comp.adapter or {}).get('path')}`. "
+        (f"Model `{comp.model.get('path')}`, adapter `{(comp.adapter or {}).get('path')}`. "
         f"Same settings for both: limit {s.get('limit')}, few-shot {s.get('num_fewshot') if s.get('num_fewshot') is not None else 'task default'}, "
         f"chat template {'on' if s.get('apply_chat_template') else 'off'}, system instruction {repr(s['system_instruction']) if s.get('system_instruction') else 'none'}, "
-        f"BOS {'added' if s.get('add_bos_token') else 'not added'}, generation {json.dumps(s.get('gen_kwargs') or {}, sort_keys=True)}, seed {s.get('seed')}.",
+        f"BOS {'added' if s.get('add_bos_token') else 'not added'}, generation {json.dumps(s.get('gen_kwargs') or {}, sort_keys=True)}, seed {s.get('seed')}."),
         "",
     ]  # fmt: skip
     rows = [[d.task, d.metric, d.n, _num(d.before), _num(d.after), _signed(d.delta), f"{_num(d.before_stderr)} / {_num(d.after_stderr)}",

@@ -35,6 +35,8 @@ class TrainResult:
     tokens_per_s: float | None  # median over logged steps
     examples: int
     log: list[dict[str, Any]]
+    train_seconds: float = 0.0  # wall time of the training loop (this session's part when resumed)
+    tokens: int = 0  # tokens the trainer consumed (TRL's num_tokens)
     notes: list[str] = field(default_factory=list)
     merged_dir: Path | None = None
 
@@ -345,7 +347,7 @@ def train(
         (out / "recipe.yaml").write_text(f"# workbench train {out / 'recipe.yaml'}\n" + recipe.to_yaml(), encoding="utf-8")
         progress_cb = trainlog.make_callback(on_progress)
         trainer = build_trainer(recipe, model, tokenizer, data, plat, ckpt_dir, [progress_cb])
-        trainer.train(resume_from_checkpoint=last_ckpt if resume else None)
+        run_metrics = trainer.train(resume_from_checkpoint=last_ckpt if resume else None).metrics
         if data.eval and recipe.train.eval_every is None:
             trainer.evaluate()
         stopped = any(getattr(cb, "early_stopping_patience_counter", 0) >= (recipe.train.early_stopping_patience or 10**9) for cb in trainer.callback_handler.callbacks)
@@ -353,11 +355,11 @@ def train(
         trainer.save_model(str(adapter_dir))
         tokenizer.save_pretrained(str(adapter_dir))
         notes = list(plat.notes) + list(targets.notes)
-        notes += save_generation_config(trainer.model, tokenizer, adapter_dir)
+        notes += trainlog.save_generation_config(trainer.model, tokenizer, adapter_dir, end_of_turn_id(tokenizer))
         log = trainlog.step_log(trainer.state.log_history)
         trainlog.write_json(out / "train_log.json", log)
         trainlog.plot_loss(log, out / "loss.png", title=f"{recipe.name or 'run'}: loss")
-        _write_dropped(out / "dropped.jsonl", data.dropped_rows)
+        trainlog.write_jsonl(out / "dropped.jsonl", data.dropped_rows)
         losses = [r["loss"] for r in log if "loss" in r]
         evals = [r["eval_loss"] for r in log if "eval_loss" in r]
         speeds = sorted(r["tokens_per_s"] for r in log if r.get("tokens_per_s"))
@@ -366,6 +368,8 @@ def train(
             first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
             eval_loss=evals[-1] if evals else None, stopped_early=stopped, trainable_params=n_train, total_params=n_total,
             tokens_per_s=speeds[len(speeds) // 2] if speeds else None, examples=len(data.train), log=log, notes=notes,
+            train_seconds=float(run_metrics.get("train_runtime", 0.0)),
+            tokens=int(max((r.get("num_tokens", 0) for r in log), default=0)),
         )
         if recipe.merge.enabled:
             m = recipe.merge
@@ -385,28 +389,3 @@ def train(
     finally:
         torch.set_num_threads(prev_threads)
 
-
-def save_generation_config(model: Any, tokenizer: Any, dest: Path) -> list[str]:
-    """generation_config.json whose eos ids include the template's end-of-turn token (so generation stops)."""
-    from transformers import GenerationConfig
-
-    base = getattr(model, "generation_config", None) or GenerationConfig()
-    gen = GenerationConfig.from_dict(base.to_dict())
-    eos = gen.eos_token_id
-    ids = [eos] if isinstance(eos, int) else list(eos or [])
-    notes: list[str] = []
-    for extra in (end_of_turn_id(tokenizer), tokenizer.eos_token_id):
-        if extra is not None and extra not in ids:
-            ids.append(int(extra))
-            notes.append(f"added {tokenizer.convert_ids_to_tokens(int(extra))!r} to generation_config eos_token_id")
-    gen.eos_token_id = ids if len(ids) > 1 else (ids[0] if ids else None)
-    if gen.pad_token_id is None and tokenizer.pad_token_id is not None:
-        gen.pad_token_id = tokenizer.pad_token_id
-    gen.save_pretrained(str(dest))
-    return notes
-
-
-def _write_dropped(path: Path, rows: list[dict[str, Any]]) -> None:
-    from workbench.export import write_jsonl
-
-    write_jsonl(path, rows)

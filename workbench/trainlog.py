@@ -156,3 +156,29 @@ def _default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     return str(o)
+
+
+def save_generation_config(model: Any, tokenizer: Any, dest: Path, end_of_turn: int | None) -> list[str]:
+    """generation_config.json whose eos ids include the template's end-of-turn token (so generation stops)."""
+    from transformers import GenerationConfig
+
+    base = getattr(model, "generation_config", None) or GenerationConfig()
+    gen = GenerationConfig.from_dict(base.to_dict())
+    eos = gen.eos_token_id
+    ids = [eos] if isinstance(eos, int) else list(eos or [])
+    notes: list[str] = []
+    for extra in (end_of_turn, tokenizer.eos_token_id):
+        if extra is not None and extra not in ids:
+            ids.append(int(extra))
+            notes.append(f"added {tokenizer.convert_ids_to_tokens(int(extra))!r} to generation_config eos_token_id")
+    gen.eos_token_id = ids if len(ids) > 1 else (ids[0] if ids else None)
+    if gen.pad_token_id is None and tokenizer.pad_token_id is not None:
+        gen.pad_token_id = tokenizer.pad_token_id
+    gen.save_pretrained(str(dest))
+    return notes
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    from workbench.export import write_jsonl as write
+
+    write(path, rows)

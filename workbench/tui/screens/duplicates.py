@@ -109,10 +109,11 @@ class DuplicatesScreen(Screen[None]):
         options = []
         for c in clusters:
             t = Text()
-            t.append(f"#{c.id:<4}", style="bold")
-            t.append(f" {c.size} rows ", style="cyan")
-            t.append(",".join(sorted(c.reasons)), style="dim")
-            t.append("  " + " ".join(_text(c.kept).split())[:40])
+            t.append(f"#{c.id:<5}", style="bold")
+            t.append(f"{c.size:>3} rows ", style="cyan")
+            t.append(f"{','.join(sorted(c.reasons)):<11}", style="dim")
+            t.append(" " + " ".join(_text(c.kept).split()))
+            t.truncate(36, overflow="ellipsis")
             options.append(Option(t, id=str(c.id)))
         ol.add_options(options)
         counts = result.counts

@@ -70,13 +70,15 @@ class StatsScreen(Screen[None]):
         plt.ylabel("examples")
         bins = histogram(pl.Series(values, dtype=pl.Int64), bins=BINS) if len(values) else []
         if bins:
-            centres = [(lo + hi) / 2 for lo, hi, _ in bins]
+            # bars at bin positions with explicit integer tick labels: plotext's own ticks are not stable
             counts = [c for _, _, c in bins]
-            width = (bins[0][1] - bins[0][0]) or 1.0
-            plt.bar(centres, counts, width=0.9 if len(bins) > 1 else 0.5, color="cyan")
-            if vline is not None:
-                plt.vline(vline, "red")
-            _ = width
+            plt.bar(list(range(len(bins))), counts, width=0.9, color="cyan")
+            step = max(1, len(bins) // 5)
+            ticks = list(range(0, len(bins), step))
+            plt.xticks(ticks, [f"{bins[i][0]:.0f}" for i in ticks])
+            if vline is not None and bins[0][0] <= vline <= bins[-1][1]:
+                width = (bins[-1][1] - bins[0][0]) / len(bins) or 1.0
+                plt.vline((vline - bins[0][0]) / width - 0.5, "red")
         plot.refresh()
 
     def action_redraw(self) -> None:
