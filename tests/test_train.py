@@ -244,3 +244,39 @@ def test_unsloth_backend_on_cuda(tmp_path: Path) -> None:
     r = make(tmp_path, "train.backend=unsloth", "quant.load_in_4bit=true", "train.max_steps=3", "train.optimizer=adamw_8bit")
     res = tr.train(r, prepared=convs(16))
     assert res.backend == "unsloth" and res.steps == 3
+
+
+def test_generation_config_gains_the_end_of_turn_token(tmp_path: Path) -> None:
+    from transformers import GenerationConfig
+
+    from workbench import trainlog
+    from workbench.template import load_tokenizer
+
+    tok = load_tokenizer(tr.model_path(make(tmp_path).model))
+    im_end, eot_text = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tr.end_of_turn_id(tok) == im_end
+
+    class Model:  # a base whose generation_config stops only at <|endoftext|>
+        generation_config = GenerationConfig(eos_token_id=eot_text)
+
+    notes = trainlog.save_generation_config(Model(), tok, tmp_path, im_end)
+    saved = json.loads((tmp_path / "generation_config.json").read_text())
+    assert im_end in saved["eos_token_id"] and eot_text in saved["eos_token_id"]
+    assert "<|im_end|>" in notes[0]
+
+
+def test_cli_train_with_overrides(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "workbench", "train", str(REPO / "recipes" / "demo-cpu.yaml"), "train.max_steps=2",
+         "train.eval_every=null", "data.limit=16", "--run-dir", str(tmp_path / "cli"), "--json"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert out["steps"] == 2 and out["backend"] == "peft" and Path(out["adapter_dir"]).is_dir()
+    bad = subprocess.run([sys.executable, "-m", "workbench", "train", str(REPO / "recipes" / "demo-cpu.yaml"), "lora.rr=4"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 1 and "lora.rr: unknown key" in bad.stderr and "Traceback" not in bad.stderr

@@ -231,7 +231,7 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if on_progress is not None:
             on_progress({"step": step + 1, "steps": steps, "loss": losses[-1], "seconds": time.perf_counter() - start})
     else:
