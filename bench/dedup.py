@@ -137,7 +137,7 @@ def run_datasketch_plain(texts: list[str], convs: list) -> set[int]:  # type: ig
 def run_datasketch_bulk(texts: list[str], convs: list) -> set[int]:  # type: ignore[type-arg]
     from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-    sketches = MinHash.bulk([list(shingles(t)) for t in texts], num_perm=NUM_PERM)
+    sketches = [LeanMinHash(m) for m in MinHash.bulk([list(shingles(t)) for t in texts], num_perm=NUM_PERM)]
     lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
     with lsh.insertion_session() as session:
         for i, m in enumerate(sketches):
@@ -147,7 +147,6 @@ def run_datasketch_bulk(texts: list[str], convs: list) -> set[int]:  # type: ign
     for i, m in enumerate(sketches):
         if any(j < i and m.jaccard(sketches[j]) >= THRESHOLD for j in lsh.query(m)):
             out.add(i)
-    assert all(isinstance(m, LeanMinHash) for m in sketches[:1])
     return out
 
 
@@ -182,7 +181,11 @@ def _child(name: str, rows: np.ndarray, q: mp.Queue, threads: int) -> None:  # t
     base = _status("VmRSS:")
     _reset_peak()
     t = time.perf_counter()
-    removed = CONTESTANTS[name](texts, convs)
+    try:
+        removed = CONTESTANTS[name](texts, convs)
+    except BaseException as e:  # report, don't leave the parent waiting
+        q.put(repr(e))
+        raise
     dt = time.perf_counter() - t
     q.put((dt, _status("VmHWM:") - base, sorted(removed)))
 
@@ -213,8 +216,8 @@ def main() -> None:
     TEXTS.extend(text_view(c, "conversation") for c in data.conversations)
     n = len(TEXTS)
     print(f"corpus {args.corpus}: {n} rows, {sum(map(len, TEXTS)) / n:.0f} chars/row; ingest.load {load_s:.1f}s "
-          f"({n / load_s:,.0f} rows/s); load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'tool':<24}{'rows':>9}{'seconds':>9}{'docs/s':>10}{'peak MB':>9}{'precision':>10}{'recall':>8}")
+          f"({n / load_s:,.0f} rows/s); load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)  # fmt: skip
+    print(f"{'tool':<24}{'rows':>9}{'seconds':>9}{'docs/s':>10}{'peak MB':>9}{'precision':>10}{'recall':>8}", flush=True)
     ctx = mp.get_context("fork")
     for name in CONTESTANTS:
         if args.only and not any(name.startswith(p.strip()) for p in args.only.split(",")):
@@ -224,8 +227,18 @@ def main() -> None:
         q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
         p = ctx.Process(target=_child, args=(name, rows, q, args.threads))
         p.start()
-        dt, peak, removed = q.get()
+        got_back = None
+        while got_back is None:
+            try:
+                got_back = q.get(timeout=5)
+            except Exception:
+                if not p.is_alive():
+                    got_back = f"died with exit code {p.exitcode}"
         p.join()
+        if isinstance(got_back, str):
+            print(f"{name:<24}{m:>9}  failed: {got_back}", flush=True)
+            continue
+        dt, peak, removed = got_back
         exp = expected(group, kind, jac, rows)
         got = set(removed)
         tp = len(exp & got)

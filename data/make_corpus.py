@@ -13,7 +13,7 @@ and come in three kinds:
 
 No document is a chat: no chat-template tokens, no "#### N" after a story. A story whose key fact
 sentence ("Sam has 439 cups.") appears in the demo's held-out or eval sets is left out, so the
-base model has never read an item it is scored on.
+base model has never read a fact it is scored on.
 """
 
 from __future__ import annotations
@@ -62,23 +62,27 @@ def reading(rng: random.Random, banned: set[str]) -> str:
     facts = []
     for p in people:
         facts.append((p, verb or rng.choice(VERBS), rng.randint(10, 999), rng.choice(THINGS)))
-    name, v, n, thing = rng.choice(facts)
-    if fact(name, v, n, thing) in banned:
+    if any(fact(*f) in banned for f in facts):
         return ""
     parts = [fact(*f) for f in facts]
     for filler in rng.sample(FILLER, rng.choice([0, 1, 1, 2])):
         parts.insert(rng.randint(0, len(parts)), filler)
     story = " ".join(parts)
-    question = f"How many {thing} does {name} have?"
-    said = fact(name, v, n, thing)
+    asked = rng.sample(facts, rng.randint(1, len(facts)))  # several questions a story: more reading per token
     form = rng.randrange(4)
+    answers = []
+    for name, v, n, thing in asked:
+        question = f"How many {thing} does {name} have?"
+        said = fact(name, v, n, thing)
+        answers.append(
+            f"{question} {said}" if form == 0
+            else f"Q: {question}\nA: {n}" if form == 1
+            else f"Question: {question}\nAnswer: {said[:-1]}, so the answer is {n}." if form == 2
+            else f"{question}\nThe story says: {said} The answer is {n}."
+        )
     if form == 0:
-        return f"{story} {question} {said}"
-    if form == 1:
-        return f"{story}\nQ: {question}\nA: {n}"
-    if form == 2:
-        return f"Story: {story}\nQuestion: {question}\nAnswer: {said[:-1]}, so the answer is {n}."
-    return f"{story}\n{question}\nThe story says: {said} The answer is {n}."
+        return f"{story} " + " ".join(answers)
+    return ("Story: " if form == 2 else "") + story + "\n" + "\n".join(answers)
 
 
 def marker(rng: random.Random) -> str:
@@ -104,7 +108,7 @@ def banned_facts(demo: Path) -> set[str]:
     return out
 
 
-def make(docs: int = 9000, seed: int = 0, demo: Path = HERE / "demo") -> list[str]:
+def make(docs: int = 8000, seed: int = 0, demo: Path = HERE / "demo") -> list[str]:
     rng = random.Random(seed)
     from workbench.tiny import corpus
 
@@ -122,7 +126,7 @@ def make(docs: int = 9000, seed: int = 0, demo: Path = HERE / "demo") -> list[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "corpus" / "reading.txt")
-    ap.add_argument("--docs", type=int, default=9000)
+    ap.add_argument("--docs", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     docs = make(args.docs, args.seed)

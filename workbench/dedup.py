@@ -162,10 +162,14 @@ class DedupResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+_ALL_TURNS = frozenset({"user", "assistant", "tool"})
+_VIEW_ROLES = {"prompt": frozenset({"user", "tool"}), "response": frozenset({"assistant"})}
+
+
 def text_view(conv: Conversation, on: str) -> str:
     """The text of ``conv`` that ``--on`` compares."""
-    roles = {"prompt": ("user", "tool"), "response": ("assistant",)}.get(on, ("user", "assistant", "tool"))
-    return "\n".join(m.content for m in conv.messages if m.role in roles)
+    roles = _VIEW_ROLES.get(on, _ALL_TURNS)
+    return "\n".join([m.content for m in conv.messages if m.role in roles])
 
 
 def _priority(convs: Sequence[Conversation], keep: str) -> np.ndarray:
@@ -299,7 +303,7 @@ def dedup(
     kept = [convs[i] for i in kept_rows]
     counts = _counts(n, kept, removed)
     assert counts["read"] == counts["kept"] + counts["removed"], counts
-    findings = _conflicts(convs, texts if cfg.on == "prompt" else None, scan if cfg.on == "prompt" else None, cfg)
+    findings = _conflicts(convs, kept_rows, removed, cfg)
     stats = {"candidate_pairs": n_cand, "verified_pairs": int(len(ei)), "against_items": len(ev_texts)}
     if on_progress:
         on_progress(len(alltexts), len(alltexts))
@@ -326,38 +330,46 @@ def _counts(n: int, kept: list[Conversation], removed: list[Removed]) -> dict[st
     return {"read": n, "kept": len(kept), "removed": len(removed), **{r: by.get(r, 0) for r in REASONS}}
 
 
-def _conflicts(convs: Sequence[Conversation], prompts: list[str] | None, scan: Any, cfg: DedupConfig) -> list[Finding]:
+def _conflicts(convs: Sequence[Conversation], kept_rows: list[int], removed: list[Removed], cfg: DedupConfig) -> list[Finding]:
     """Rows with the same prompt (after normalisation) and different answers: a different problem
-    from duplication (the model is taught two answers), so it is a finding, not a removal reason."""
+    from duplication (the model is taught two answers), so it is a finding, not a removal reason.
+
+    Compared as conversations or responses, two kept rows with the same prompt were not duplicates,
+    so their answers differ. Compared as prompts, a removed row conflicts with the row kept in its
+    place when their responses are not near duplicates (Jaccard < threshold)."""
     from workbench import minhash as mh
 
     norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
-    if scan is not None:
-        pk, plen = scan.exact[: len(convs)], scan.folded_len[: len(convs)]
+    conflicting: list[list[int]] = []
+    if cfg.on == "prompt":
+        pairs = [(r.kept_row, r.row) for r in removed if r.kept_row is not None]
+        if not pairs:
+            return []
+        rows = sorted({x for p in pairs for x in p})
+        at = {r: k for k, r in enumerate(rows)}
+        responses = [text_view(convs[r], "response") for r in rows]
+        pi = np.array([at[a] for a, _ in pairs], dtype=np.int64)
+        pj = np.array([at[b] for _, b in pairs], dtype=np.int64)
+        sims = mh.exact_jaccard(responses, pi, pj, ngram=cfg.ngram, **norm)
+        by_keeper: dict[int, list[int]] = {}
+        for (a, b), s in zip(pairs, sims):
+            if s < cfg.threshold:
+                by_keeper.setdefault(a, [a]).append(b)
+        conflicting = [sorted(g) for _, g in sorted(by_keeper.items())]
     else:
-        pk, plen = mh.exact_keys([text_view(c, "prompt") for c in convs], **norm)
-    idx = np.nonzero(plen > 0)[0]
-    if len(idx) < 2:
-        return []
-    order = idx[np.lexsort((idx, pk[idx, 1], pk[idx, 0]))]
-    k = pk[order]
-    same = (k[1:, 0] == k[:-1, 0]) & (k[1:, 1] == k[:-1, 1])
-    groups: list[list[int]] = []
-    start = 0
-    for t in range(1, len(order) + 1):
-        if t == len(order) or not same[t - 1]:
-            if t - start > 1:
-                groups.append(sorted(int(x) for x in order[start:t]))
-            start = t
-    if not groups:
-        return []
-    # answers that are near duplicates of each other are one answer, reworded: not a conflict
-    pi = np.array([g[0] for g in groups for _ in g[1:]], dtype=np.int64)
-    pj = np.array([r for g in groups for r in g[1:]], dtype=np.int64)
-    responses = [text_view(c, "response") for c in convs] if len(pi) else []
-    sims = mh.exact_jaccard(responses, pi, pj, ngram=cfg.ngram, **norm)
-    differs = {int(a) for a, s in zip(pi, sims) if s < cfg.threshold}
-    conflicting = [g for g in groups if g[0] in differs]
+        rows = list(kept_rows)
+        pk, plen = mh.exact_keys([text_view(convs[r], "prompt") for r in rows], **norm)
+        idx = np.nonzero(plen > 0)[0]
+        order = idx[np.lexsort((idx, pk[idx, 1], pk[idx, 0]))]
+        k = pk[order]
+        same = (k[1:, 0] == k[:-1, 0]) & (k[1:, 1] == k[:-1, 1])
+        start = 0
+        for t in range(1, len(order) + 1):
+            if t == len(order) or not same[t - 1]:
+                if t - start > 1:
+                    conflicting.append(sorted(rows[int(x)] for x in order[start:t]))
+                start = t
+        conflicting.sort()
     if not conflicting:
         return []
     rows = sum(len(g) for g in conflicting)

@@ -364,6 +364,35 @@ def _word_counts(buf, offsets, casefold):  # type: ignore[no-untyped-def]
     return out
 
 
+@njit(inline="always")
+def _slot(h, mask):  # type: ignore[no-untyped-def]
+    return np.int64((h ^ (h >> np.uint64(29))) & mask)
+
+
+@njit(cache=True)
+def _unique_into(g, m, out):  # type: ignore[no-untyped-def]
+    """Distinct values of g[:m] into ``out`` (first-seen order) via an open-addressing table; returns
+    how many. Hashing, not sorting: ~5x cheaper for sets of a few hundred."""
+    size = 16
+    while size < 2 * m:
+        size *= 2
+    mask = np.uint64(size - 1)
+    table = np.zeros(size, dtype=np.uint64)
+    used = np.zeros(size, dtype=np.bool_)
+    u = 0
+    for j in range(m):
+        h = g[j]
+        t = _slot(h, mask)
+        while used[t] and table[t] != h:
+            t = (t + 1) & (size - 1)
+        if not used[t]:
+            used[t] = True
+            table[t] = h
+            out[u] = h
+            u += 1
+    return u
+
+
 @njit(parallel=True, cache=True)
 def _fill_gram_sets(buf, offsets, n, casefold, bound, flat, count):  # type: ignore[no-untyped-def]
     N = offsets.shape[0] - 1
@@ -371,21 +400,13 @@ def _fill_gram_sets(buf, offsets, n, casefold, bound, flat, count):  # type: ign
         s, e = offsets[i], offsets[i + 1]
         wh = np.empty((e - s + 1) // 2 + 1, dtype=np.uint64)
         nw = _words(buf, s, e, casefold, wh)
-        g = flat[bound[i] : bound[i + 1]]
+        g = np.empty(max(nw - n + 1, 1), dtype=np.uint64)
         m = _grams(wh, nw, n, g)
-        if m == 0:
-            continue
-        g[:m].sort()
-        u = 1
-        for j in range(1, m):
-            if g[j] != g[u - 1]:
-                g[u] = g[j]
-                u += 1
-        count[i] = u
+        count[i] = _unique_into(g, m, flat[bound[i] : bound[i + 1]])
 
 
 def gram_sets(buf: np.ndarray, offsets: np.ndarray, n: int, casefold: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted unique 64-bit n-gram hashes of each text: one flat array, start pointers, counts."""
+    """Distinct 64-bit n-gram hashes of each text (unordered): one flat array, start pointers, counts."""
     nw = _word_counts(buf, offsets, casefold)
     bound = np.zeros(len(nw) + 1, dtype=np.int64)
     np.cumsum(np.maximum(nw - n + 1, 1), out=bound[1:])
@@ -397,24 +418,37 @@ def gram_sets(buf: np.ndarray, offsets: np.ndarray, n: int, casefold: bool) -> t
 
 @njit(parallel=True, cache=True)
 def jaccard_pairs(flat, start, count, pi, pj):  # type: ignore[no-untyped-def]
-    """Exact Jaccard similarity of the sorted sets ``pi[k]`` and ``pj[k]``."""
+    """Exact Jaccard similarity of the sets ``pi[k]`` and ``pj[k]`` (a table of the smaller, probed by the other)."""
     K = pi.shape[0]
     out = np.zeros(K, dtype=np.float64)
     for k in prange(K):
         x, y = pi[k], pj[k]
-        p, pe = start[x], start[x] + count[x]
-        q, qe = start[y], start[y] + count[y]
+        if count[x] > count[y]:
+            x, y = y, x
+        cx, cy = count[x], count[y]
+        size = 16
+        while size < 2 * cx:
+            size *= 2
+        mask = np.uint64(size - 1)
+        table = np.zeros(size, dtype=np.uint64)
+        used = np.zeros(size, dtype=np.bool_)
+        for j in range(start[x], start[x] + cx):
+            h = flat[j]
+            t = _slot(h, mask)
+            while used[t]:
+                t = (t + 1) & (size - 1)
+            used[t] = True
+            table[t] = h
         inter = 0
-        while p < pe and q < qe:
-            if flat[p] == flat[q]:
-                inter += 1
-                p += 1
-                q += 1
-            elif flat[p] < flat[q]:
-                p += 1
-            else:
-                q += 1
-        union = count[x] + count[y] - inter
+        for j in range(start[y], start[y] + cy):
+            h = flat[j]
+            t = _slot(h, mask)
+            while used[t]:
+                if table[t] == h:
+                    inter += 1
+                    break
+                t = (t + 1) & (size - 1)
+        union = cx + cy - inter
         out[k] = inter / union if union > 0 else 0.0
     return out
 

@@ -70,8 +70,8 @@ class RowIndex:
 
     def build(self, on_chunk: ChunkFn | None = None, chunk: int = CHUNK, stop: Callable[[], bool] | None = None) -> None:
         """Find every row's byte range; blank lines are not rows (their line numbers still count)."""
-        mm, size = self._mm, self.size
-        base = 3 if mm[:3] == codecs.BOM_UTF8 else 0
+        size = self.size
+        base = 3 if self._mm[:3] == codecs.BOM_UTF8 else 0
         line_start, line_no = base, 0
         starts: list[np.ndarray] = []
         ends: list[np.ndarray] = []
@@ -81,7 +81,8 @@ class RowIndex:
             if stop is not None and stop():
                 return
             end = min(size, pos + chunk)
-            buf = np.frombuffer(mm, dtype=np.uint8, count=end - pos, offset=pos)
+            # read, not the mmap: scanning through the map would make the whole file resident in this process
+            buf = np.frombuffer(os.pread(self._fh.fileno(), end - pos, pos), dtype=np.uint8)
             nl = np.flatnonzero(buf == 10).astype(np.int64) + pos
             if end == size and (len(nl) == 0 or nl[-1] != size - 1):
                 nl = np.append(nl, size)  # a last line with no newline
@@ -90,7 +91,7 @@ class RowIndex:
                 s[0] = line_start
                 s[1:] = nl[:-1] + 1
                 ln = np.arange(line_no + 1, line_no + 1 + len(nl), dtype=np.int64)
-                keep = self._non_blank(s, nl)
+                keep = self._non_blank(s, nl, buf, pos)
                 starts.append(s[keep])
                 ends.append(nl[keep])
                 lines.append(ln[keep])
@@ -105,9 +106,14 @@ class RowIndex:
                 on_chunk(len(self.starts), pos, size)
         self.complete = True
 
-    def _non_blank(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-        keep = (e - s) > 2
-        for i in np.flatnonzero(~keep):  # short lines: blank unless they hold something
+    def _non_blank(self, s: np.ndarray, e: np.ndarray, buf: np.ndarray, pos: int) -> np.ndarray:
+        # a line is blank when it is empty or whitespace; only lines that start with whitespace need a look
+        first = np.full(len(s), 10, dtype=np.uint8)  # starts outside this chunk: looked at one by one below
+        inside = (s >= pos) & (s < pos + len(buf))
+        first[inside] = buf[s[inside] - pos]
+        suspect = (e <= s) | (first == 32) | (first == 9) | (first == 13) | (first == 10)
+        keep = ~suspect
+        for i in np.flatnonzero(suspect):
             keep[i] = bool(self._mm[int(s[i]) : int(e[i])].strip())
         return keep
 
@@ -189,8 +195,7 @@ class RowIndex:
 
     def search(self, text: str, *, ignore_case: bool = True, stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Positions of the rows whose raw JSON line holds ``text`` (one regex pass over the file)."""
-        needle = json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8")  # as it is spelled inside JSON
-        pattern = re.compile(re.escape(needle), re.IGNORECASE if ignore_case else 0)
+        pattern = _pattern(text, ignore_case)
         starts, ends, n = self.starts, self.ends, len(self.starts)
         hits: list[int] = []
         pos = int(starts[0]) if n else 0
@@ -209,3 +214,24 @@ class RowIndex:
             if stop is not None and len(hits) % 4096 == 0 and stop():
                 break
         return np.asarray(hits, dtype=np.int64)
+
+
+def _pattern(text: str, ignore_case: bool) -> re.Pattern[bytes]:
+    """``text`` as it can be spelled inside a JSON line: escaped like json.dumps, non-ASCII raw or as \\uXXXX.
+
+    A bytes regex folds ASCII case only, so non-ASCII letters list their case variants themselves.
+    """
+    parts = []
+    for ch in text:
+        if ch.isascii():
+            parts.append(re.escape(json.dumps(ch)[1:-1].encode()))
+            continue
+        variants = {ch, ch.lower(), ch.upper()} if ignore_case else {ch}
+        alts = set()
+        for v in variants:
+            if len(v) != 1:  # e.g. "ß".upper() == "SS": keep the character itself
+                continue
+            alts.add(re.escape(v.encode("utf-8", "surrogatepass")))
+            alts.add(re.escape(json.dumps(v)[1:-1].encode()))
+        parts.append(b"(?:" + b"|".join(sorted(alts)) + b")")
+    return re.compile(b"".join(parts), re.IGNORECASE if ignore_case else 0)

@@ -49,5 +49,4 @@ async def test_first_screen_while_workers_run(big_file: Path) -> None:
         await pilot.press("home", "enter")
         await pilot.pause()
         assert isinstance(app.screen, ExampleScreen) and app.screen.row == 0
-        assert not app.session.scanned
     assert first < 15, f"first screen took {first:.1f}s"  # ~1s alone; generous for shared CI machines

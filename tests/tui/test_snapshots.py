@@ -51,7 +51,7 @@ def test_findings_screen(snap_compare, in_data: Path, tiny_dir: Path) -> None:  
 
 def test_duplicates_screen(snap_compare, in_data: Path) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
-    assert snap_compare(app, terminal_size=SIZE, run_before=_settled("3", "enter", "down", "x"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=_settled("3", "down", "enter", "down", "x"))
 
 
 def test_stats_screen(snap_compare, in_data: Path, tiny_dir: Path) -> None:  # type: ignore[no-untyped-def]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -32,14 +32,14 @@ class WorkbenchApp(App[None]):
 
     TITLE = "workbench"
     CSS_PATH = "app.tcss"
-    MODES = {
+    MODES: ClassVar[dict[str, Any]] = {
         "dataset": lambda: _screen("dataset", "DatasetScreen"),
         "findings": lambda: _screen("findings", "FindingsScreen"),
         "duplicates": lambda: _screen("duplicates", "DuplicatesScreen"),
         "stats": lambda: _screen("stats", "StatsScreen"),
     }
     DEFAULT_MODE = "dataset"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "switch_mode('dataset')", "Dataset"),
         Binding("2", "switch_mode('findings')", "Findings"),
         Binding("3", "switch_mode('duplicates')", "Duplicates"),
@@ -53,6 +53,7 @@ class WorkbenchApp(App[None]):
         super().__init__()
         self.session = Session(options)
         self.autorun = autorun  # tests turn the background passes off to drive them by hand
+        self.auto_rows = AUTO_ROWS
         self.tokenizer_ready = threading.Event()
         self.first_rows_at: float | None = None  # when the first rows were on screen (bench)
         self.started_at = time.perf_counter()
@@ -94,7 +95,7 @@ class WorkbenchApp(App[None]):
             if self.session.options.model:
                 self.session.load_tokenizer()
                 self.changed("tokenizer")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any loader failure is shown, and the app goes on without tokens
             self.session.errors.append("tokenizer")
             self.call_from_thread(self.show_error, e, "the tokenizer could not load")
         finally:
@@ -105,7 +106,7 @@ class WorkbenchApp(App[None]):
         """Index, then read every row, then duplicates, tokens and checks, each filling columns as it goes."""
         s = self.session
         worker = get_current_worker()
-        stop = lambda: worker.is_cancelled  # noqa: E731
+        stop = lambda: worker.is_cancelled
         last = [0.0]
 
         def on_rows(n: int) -> None:
@@ -124,20 +125,22 @@ class WorkbenchApp(App[None]):
         self.changed("scan")
         if stop():
             return
-        if s.n <= AUTO_ROWS:
-            self._guard(s.run_dedup, "duplicates")
+        if s.n <= self.auto_rows:
+            self._guard(lambda: _abandonable(s.run_dedup, stop), "duplicates")
             self.changed("dedup")
-        self.tokenizer_ready.wait()
+        while not self.tokenizer_ready.wait(0.2):
+            if stop():
+                return
         if s.tokenizer is not None and not stop():
             s.tokenise(stop=stop)
             self.changed("tokens")
-            if s.n <= AUTO_ROWS and not stop() and self._guard(s.run_checks, "checks"):
+            if s.n <= self.auto_rows and not stop() and self._guard(lambda: _abandonable(s.run_checks, stop), "checks"):
                 self.changed("checks")
 
     def _guard(self, fn: Any, what: str) -> Any:
         try:
             return fn()
-        except Exception as e:  # a failing optional pass is a message, not a dead app
+        except Exception as e:  # noqa: BLE001 - a failing optional pass is a message, not a dead app
             s = self.session
             if what in s.jobs:
                 s.jobs[what].finished = True
@@ -151,7 +154,8 @@ class WorkbenchApp(App[None]):
         if not s.scanned:
             self.call_from_thread(self.notify, "still reading the rows; duplicates run when that is done")
             return
-        self._guard(s.run_dedup, "duplicates")
+        worker = get_current_worker()
+        self._guard(lambda: _abandonable(s.run_dedup, lambda: worker.is_cancelled), "duplicates")
         self.changed("dedup")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -214,6 +218,30 @@ class WorkbenchApp(App[None]):
         ):
             yield SystemCommand(f"Filter: {label}", f"Dataset rows {label}" if text else "Show every row",
                                 lambda text=text: self.action_filter(text))  # fmt: skip
+
+
+def _abandonable(fn: Any, stop: Any) -> Any:
+    """Run ``fn`` (a pass that cannot stop half-way: numba, checks) in a daemon thread; give up waiting on ``stop``.
+
+    Quitting then does not wait for it: asyncio joins its executor's threads at exit, not daemon threads.
+    """
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
+            out["error"] = e
+
+    t = threading.Thread(target=target, daemon=True, name="workbench-pass")
+    t.start()
+    while t.is_alive():
+        t.join(0.2)
+        if stop():
+            return None
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def run(options: Options) -> None:

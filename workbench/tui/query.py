@@ -7,7 +7,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workbench.tui.session import FLAGGED, NO_EOS, NUMERIC, OVER, REJECT, RENDER_ERROR, ROLE_BIT, ZERO, Session
+from workbench.tui.session import (
+    FLAGGED,
+    NO_EOS,
+    NUMERIC,
+    OVER,
+    REJECT,
+    RENDER_ERROR,
+    ROLE_BIT,
+    ZERO,
+    Session,
+)
 
 IS = {
     "long": OVER, "over": OVER, "no-eos": NO_EOS, "noeos": NO_EOS, "zero": ZERO, "reject": REJECT,

@@ -120,6 +120,7 @@ class Session:
 
             def chunk(n: int, done: int, total: int) -> None:
                 job.done, job.total = done, total
+                self._allocate(n)
                 if on_rows:
                     on_rows(n)
 
@@ -128,6 +129,7 @@ class Session:
 
             def progress(done: int, total: int | None = None) -> None:
                 job.done, job.total = done, total
+                self._allocate(len(rows))
                 if on_rows:
                     on_rows(len(rows))
 
@@ -136,6 +138,9 @@ class Session:
         self._allocate(len(rows))
 
     def _allocate(self, n: int) -> None:
+        """Columns for ``n`` rows; called as the index grows, before any pass writes into them."""
+        if n == len(self.flags):
+            return
         self.cols = {name: np.full(n, -1, dtype=np.int64) for name in NUMERIC}
         self.roles = np.zeros(n, dtype=np.uint8)
         self.flags = np.zeros(n, dtype=np.uint8)
@@ -355,7 +360,7 @@ class Session:
         d = self.decisions.get(row)
         if d is not None:
             return d == "keep"
-        if self.flags[row] & REJECT:
+        if row < len(self.flags) and self.flags[row] & REJECT:
             return False
         return not any(c.startswith("duplicate:") for c in self.codes.get(row, ()))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
@@ -23,7 +25,7 @@ SORTABLE = ("row", "tokens", "trained", "chars", "turns", "findings", "cluster")
 
 
 class DatasetScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "leave_filter", "Table", show=False),
         Binding("s", "cycle_sort", "Sort"),
@@ -122,7 +124,7 @@ class DatasetScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="filter", exit_on_error=False)
     def _run_filter(self, q: query.Query, key: str | None, desc: bool) -> None:
         worker = get_current_worker()
-        stop = lambda: worker.is_cancelled  # noqa: E731
+        stop = lambda: worker.is_cancelled
         view = query.apply(self.session, q, stop=stop) if not q.empty else np.arange(self.session.n, dtype=np.int64)
         view = query.sort(self.session, view, key, desc)
         if not worker.is_cancelled:

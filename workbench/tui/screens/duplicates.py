@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
@@ -37,7 +39,7 @@ def _text(conv: Conversation) -> str:
 
 
 class DuplicatesScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("k", "decide('keep')", "Keep"),
         Binding("x", "decide('drop')", "Drop"),
         Binding("u", "undo", "Undo"),
@@ -48,7 +50,8 @@ class DuplicatesScreen(Screen[None]):
     ]
     DEFAULT_CSS = """
     DuplicatesScreen #dup-top { height: 14; }
-    DuplicatesScreen #clusters { width: 40; border: round $primary; }
+    DuplicatesScreen #clusters { width: 40; height: 1fr; border: round $primary; }
+    DuplicatesScreen #members { height: 1fr; }
     DuplicatesScreen #members { border: round $primary; }
     DuplicatesScreen #dup-info { height: auto; padding: 0 1; background: $panel; }
     """

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
@@ -21,7 +21,7 @@ from workbench.tui.widgets.token_view import TokenView, legend, pieces
 
 
 class ExampleScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("n,right", "step(1)", "Next"),
         Binding("p,left", "step(-1)", "Previous"),
@@ -52,14 +52,13 @@ class ExampleScreen(Screen[None]):
         with TabbedContent(initial="chat", id="ex-tabs"):
             with TabPane("Chat", id="chat"):
                 yield ChatView(id="ex-chat")
-            with TabPane("Tokens", id="tokens"):
+            with TabPane("Tokens", id="tokens"):  # noqa: SIM117 - Textual compose nesting
                 with VerticalScroll(id="ex-token-scroll"):
                     yield Static(legend(), id="ex-legend")
                     yield Static("", id="ex-mask-notes")
                     yield TokenView(id="ex-tokens")
-            with TabPane("Template", id="template"):
-                with VerticalScroll():
-                    yield Static("", id="ex-rendered")
+            with TabPane("Template", id="template"), VerticalScroll():
+                yield Static("", id="ex-rendered")
         yield Footer()
 
     def on_mount(self) -> None:

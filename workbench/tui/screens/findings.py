@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
@@ -29,7 +31,7 @@ def label(g: Group) -> Text:
 
 
 class FindingsScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "focus_next", "Switch pane", show=False),
         Binding("left", "focus_groups", "Codes", show=False),
         Binding("right", "focus_rows", "Examples", show=False),

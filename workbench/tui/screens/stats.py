@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import polars as pl
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -23,7 +25,7 @@ BINS = 20
 
 
 class StatsScreen(Screen[None]):
-    BINDINGS = [Binding("r", "redraw", "Redraw")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "redraw", "Redraw")]
     DEFAULT_CSS = """
     StatsScreen #plots { height: 1fr; }
     StatsScreen PlotextPlot { width: 1fr; height: 1fr; }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -39,8 +40,8 @@ class VirtualTable(ScrollView, can_focus=True):
     VirtualTable:focus > .vtable--cursor { background: $accent; color: $text; }
     VirtualTable > .vtable--odd { background: $surface-lighten-1 20%; }
     """
-    COMPONENT_CLASSES = {"vtable--header", "vtable--cursor", "vtable--odd"}
-    BINDINGS = [
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"vtable--header", "vtable--cursor", "vtable--odd"}
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "move(-1)", "Up", show=False),
         Binding("down", "move(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
