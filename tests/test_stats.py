@@ -73,3 +73,18 @@ def test_stats_cli_json_on_shipped_demo(tmp_path: Path) -> None:
     assert s["rows"] == s["rows_read"] == 200
     assert s["roles"]["assistant"] == 200
     assert (tmp_path / "h.png").exists()
+
+
+def test_token_columns_match_the_mask(tiny_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from workbench.mask import render_and_mask
+
+    tok = tiny_tokenizer("chatml")
+    convs = CONVS[:2]
+    df = stats.frame(convs, tokenizer=tok, max_length=20)
+    for conv, n, t in zip(convs, df["tokens"], df["trained_tokens"], strict=True):
+        r = render_and_mask(tok, conv).rendered
+        assert r is not None
+        assert n == len(r.input_ids) and t == r.trained_count
+    assert df["over_max_length"].to_list() == [n > 20 for n in df["tokens"]]
+    s = stats.summary(df, max_length=20)
+    assert s["trained_share"] == round(df["trained_tokens"].sum() / df["tokens"].sum(), 4)

@@ -69,12 +69,16 @@ def normalise(text: str, *, nfc: bool = True, casefold: bool = True) -> str:
 
 def pack(texts: Sequence[str], *, nfc: bool = True, casefold: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Texts as one UTF-8 ``uint8`` buffer and ``int64`` offsets (``len(texts) + 1``)."""
-    encoded = [normalise(t, nfc=nfc, casefold=casefold).encode("utf-8", "surrogatepass") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    if encoded:
-        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
-    buf = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.zeros(0, np.uint8)
-    return buf, offsets
+    norm = [t if t.isascii() else normalise(t, nfc=nfc, casefold=casefold) for t in texts]
+    lens = np.fromiter(map(len, norm), dtype=np.int64, count=len(norm))
+    data = "".join(norm).encode("utf-8", "surrogatepass")  # one encode, not one per text
+    if len(data) != int(lens.sum()):  # some text is not ASCII: its byte length differs from its length
+        for k, t in enumerate(norm):
+            if not t.isascii():
+                lens[k] = len(t.encode("utf-8", "surrogatepass"))
+    offsets = np.zeros(len(norm) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return np.frombuffer(data, dtype=np.uint8), offsets
 
 
 # --- the same definitions in plain Python (tests hold the engine to datasketch with these) -------

@@ -168,6 +168,19 @@ def doc_end_token(family: str) -> str:
     return others[0] if others else fam.eos
 
 
+def _epoch(encoded: list[list[int]], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """One pass over the documents in batches of similar length (less padding), in random order."""
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches = []
+    for s in range(0, len(order), window):
+        chunk = sorted(order[s : s + window], key=lambda i: len(encoded[i]))
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any], *, steps: int,
            seconds_budget: float | None, batch_size: int, lr: float, max_length: int, seed: int,
            threads: int | None, on_progress: Progress | None) -> dict[str, Any]:
@@ -191,7 +204,7 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
 
     torch.manual_seed(seed)
     order_rng = random.Random(seed)
-    order: list[int] = []
+    batches: list[list[int]] = []
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -211,12 +224,9 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
     for step in range(steps):
         if seconds_budget is not None and time.perf_counter() - start >= seconds_budget:
             break
-        if len(order) < batch_size:
-            more = list(range(len(encoded)))
-            order_rng.shuffle(more)
-            order += more
-        batch = [encoded[i] for i in order[:batch_size]]
-        del order[:batch_size]
+        if not batches:
+            batches = _epoch(encoded, batch_size, order_rng)
+        batch = [encoded[i] for i in batches.pop()]
         width = max(len(b) for b in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -57,15 +57,25 @@ class ModelConfig(Section):
 
 class DedupConfig(Section):
     enabled: bool = True
-    """Remove exact and near duplicates before training."""
+    """Remove exact and near duplicates (and rows matching the `against` eval sets) before training."""
     threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    """MinHash Jaccard similarity at or above which two examples are near duplicates."""
-    on: Literal["prompt", "response", "text"] = "prompt"
-    """Which text near-duplicate detection compares."""
-    keep: Literal["first", "longest"] = "first"
+    """MinHash Jaccard similarity of word-shingle sets at or above which two examples are near duplicates."""
+    on: Literal["conversation", "prompt", "response"] = "conversation"
+    """Which text is compared: the whole conversation, the prompt side or the response side."""
+    keep: Literal["first", "longest", "shortest"] = "first"
     """Which member of a duplicate cluster stays."""
+    exact: bool = True
+    """Find exact duplicates (after unicode NFC, case and whitespace folding)."""
+    near: bool = True
+    """Find near duplicates with MinHash LSH."""
+    num_perm: int = Field(default=128, gt=0)
+    """MinHash permutations."""
+    ngram: int = Field(default=5, gt=0)
+    """Words per shingle."""
     against: list[str] = Field(default_factory=list)
-    """Eval sets to decontaminate against: training rows that match one are removed."""
+    """Eval sets to decontaminate against (files ingest reads, or lm-eval task YAMLs with local data)."""
+    contam_ngram: int = Field(default=13, ge=0)
+    """Words per n-gram for the overlap match against eval items; 0 turns it off."""
 
 
 class CheckConfig(Section):

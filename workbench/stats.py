@@ -75,14 +75,15 @@ def frame(
 def _token_columns(
     convs: list[Conversation], tokenizer: Any, on_progress: ProgressFn | None
 ) -> tuple[list[int | None], list[int | None], list[str | None]]:
-    from workbench.mask import render_and_mask
+    from workbench.mask import render_many
 
     tokens: list[int | None] = []
     trained: list[int | None] = []
     errors: list[str | None] = []
     total = len(convs)
-    for i, c in enumerate(convs):
-        res = render_and_mask(tokenizer, c)
+    progress = (lambda done, _=None: on_progress(done, total)) if on_progress else None
+    # counting needs no verification; small inputs are not worth a process pool
+    for res in render_many(tokenizer, convs, check=False, workers=1 if total < 5000 else None, progress=progress):
         if res.rendered is None:
             tokens.append(None)
             trained.append(None)
@@ -91,8 +92,6 @@ def _token_columns(
             tokens.append(len(res.rendered.input_ids))
             trained.append(res.rendered.trained_count)
             errors.append(None)
-        if on_progress and (i % 256 == 0 or i == total - 1):
-            on_progress(i + 1, total)
     return tokens, trained, errors
 
 

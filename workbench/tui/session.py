@@ -398,7 +398,7 @@ class Session:
 
         Without a dedup run every conversation starts kept; decisions apply either way.
         """
-        from workbench.dedup import DedupConfig, DedupResult, write_outputs
+        from workbench.dedup import REASONS, DedupConfig, DedupResult, write_outputs
 
         result = self.dedup_result
         if result is None:
@@ -406,7 +406,7 @@ class Session:
             self.dedup_pos = {r: k for k, (r, _) in enumerate(pairs)}
             convs = [c for _, c in pairs]
             n = len(convs)
-            counts = {"read": n, "kept": n, "removed": 0, **dict.fromkeys(("exact", "near", "contaminated", "leaked", "manual"), 0)}
+            counts = {"read": n, "kept": n, "removed": 0, **dict.fromkeys(REASONS, 0)}
             result = DedupResult(convs, [], [], [], counts, list(range(n)), DedupConfig())
         final = write_outputs(result, kept_path, removed_path, overrides=self.overrides(), fmt=fmt,
                               protect=self.options.paths)  # fmt: skip

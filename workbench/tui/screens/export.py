@@ -50,7 +50,7 @@ class ExportScreen(ModalScreen[dict[str, int] | None]):
         else:
             t.append("; duplicates not computed (d on the duplicates screen)", style="dim")
         if not s.scanned:
-            t.append("\nstill reading rows: the export waits for that", style="yellow")
+            t.append("\nstill reading rows in the background: the export reads every row itself", style="yellow")
         return t
 
     @on(Input.Submitted)
