@@ -57,10 +57,12 @@ def to_alpaca(item: dict[str, str]) -> dict:
 
 
 def near_copy(rng: random.Random, text: str) -> str:
-    """A small edit a MinHash pass should catch: a few words added at one end (Jaccard near 0.9)."""
-    if rng.random() < 0.5:
-        return rng.choice(["Quick question:", "Please help.", "Hi there!"]) + " " + text
-    return text + " " + rng.choice(["Thanks!", "Answer briefly.", "Please reply."])
+    """A small edit a MinHash pass should catch: a few words before the question (Jaccard near 0.9).
+
+    At the start of the conversation the words change only one or two 5-word shingles; the same
+    words in the middle would change five and fall below a 0.8 threshold.
+    """
+    return rng.choice(["Quick question:", "Please help.", "Hi there!", "One more:", "Question:"]) + " " + text
 
 
 def generate(out: Path, *, rows: int = 3000, eval_items: int = 200, heldout: int = 200, seed: int = 7) -> dict[str, int]:

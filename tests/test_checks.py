@@ -296,6 +296,14 @@ def test_rows_without_an_assistant_turn(tiny_tokenizer) -> None:
     assert run_checks(tiny_tokenizer("chatml"), [[TURN1[0]]], strategy="all").findings == []
 
 
+def test_trailing_turn_after_the_last_reply(tiny_tokenizer) -> None:
+    trailing = [*TURN1, {"role": "user", "content": "Are you sure?"}]
+    report = run_checks(tiny_tokenizer("chatml"), [ONE, trailing])
+    f = by_code(report, "trailing_turn")
+    assert f.example_ids == ids_of([trailing]) and f.severity == "warning"
+    assert "trailing_turn" not in codes(run_checks(tiny_tokenizer("chatml"), [ONE]).findings)
+
+
 # --- truncation -------------------------------------------------------------------------------
 
 

@@ -137,6 +137,11 @@ CODES: dict[str, Code] = {
         "rows with zero trained tokens (no assistant turn, or none of it is trained)",
         "drop these rows or give them an assistant answer",
     ),
+    "trailing_turn": Code(
+        "warning",
+        "the conversation ends after the last assistant reply (a user or tool turn with no answer)",
+        "drop the trailing turns, or add the assistant's answer to them; they cost tokens and train nothing",
+    ),
     # --- truncation ---
     "over_max_length": Code(
         "warning",

@@ -76,6 +76,8 @@ def row_checks(
             else:
                 failures[(_classify_failure(renderer, msgs), res.error or "")].append(rid)
             continue
+        if msgs and msgs[-1].get("role") != "assistant" and any(m.get("role") == "assistant" for m in msgs):
+            hits.add("trailing_turn", rid, last_role=msgs[-1].get("role"))
         r = res.rendered
         stats.rendered += 1
         stats.tokens += len(r.input_ids)
@@ -246,6 +248,7 @@ _MESSAGES = {
     "mask_disagreement": "{rows}: the {{% generation %}} tags and the template-agnostic derivation train different tokens",
     "generation_prompt_mismatch": "{rows}: the inference prompt (add_generation_prompt=True) is not a token prefix of the training render",
     "not_prefix_preserving": "{rows}: the template renders an earlier turn differently once later turns follow",
+    "trailing_turn": "{rows} end with a user or tool turn after the last assistant reply: those turns train nothing",
 }
 
 

@@ -486,6 +486,41 @@ def report(
     err.print(f"wrote {dest}")
 
 
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="A recipe YAML (see recipes/).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides with dotted keys: data.limit=200 train.max_steps=20.", show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Stop after this stage: ingest, dedup, check, train, eval, report.")] = None,
+    start_from: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on, even when unchanged.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stage records as JSON on stdout.")] = False,
+) -> None:
+    """Run a recipe end to end: ingest, dedup/decontaminate, check, train, eval, report.
+
+    Each stage writes into the run directory and is skipped when its inputs, settings, tokenizer
+    and template are unchanged (a content hash of all of them), so an edit reruns exactly what it
+    affects, an interrupted run resumes where it stopped, and rerunning a finished recipe is a no-op
+    that prints the report path. A check finding at the recipe's check.fail_on level stops the run
+    before training and says which finding and how to fix it.
+    """
+    import json
+
+    from workbench import pipeline
+    from workbench import recipe as rc
+    from workbench.console.run import render_table, run_display
+
+    r = rc.load(recipe, overrides or [])
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    with run_display() as hooks:
+        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks)
+    if as_json:
+        print(json.dumps(pipeline.as_dict(result), indent=2, default=str))
+        return
+    render_table(result)
+
+
 def main() -> None:
     """Entry point: run the app; user mistakes print one clean error and exit 1 (2 for usage)."""
     from workbench.console import print_error
