@@ -510,9 +510,13 @@ def run(
     from workbench.console.run import render_table, run_display
 
     r = rc.load(recipe, overrides or [])
+    import os
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would flood a log file
     with run_display() as hooks:
         result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks)
     if as_json:

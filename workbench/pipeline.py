@@ -158,7 +158,10 @@ class _Run:
         d = r.data
         sources = [(s, digest_path(s) if Path(s).exists() else s) for s in d.sources]
         held = (d.heldout, digest_path(d.heldout)) if isinstance(d.heldout, str) else d.heldout
-        k_ingest = _key("ingest", sources, held, d.format, d.mapping)
+        from workbench import __version__
+
+        # the version is part of every key: a new release may read, check or train differently
+        k_ingest = _key("ingest", __version__, sources, held, d.format, d.mapping)
         against = [(a, digest_path(a)) for a in r.dedup.against]
         k_dedup = _key("dedup", k_ingest, r.dedup.model_dump(), against, d.seed)
         template = (r.model.template, digest_path(r.model.template)) if r.model.template and Path(r.model.template).exists() else r.model.template
