@@ -85,6 +85,20 @@ def reading(rng: random.Random, banned: set[str]) -> str:
     return ("Story: " if form == 2 else "") + story + "\n" + "\n".join(answers)
 
 
+def recall(rng: random.Random) -> str:
+    """A list of who has how many and lookups into it: the plainest form of finding a number by a name."""
+    people = rng.sample(NAMES, rng.randint(3, 6))
+    counts = {p: rng.randint(10, 999) for p in people}
+    lookups = rng.choices(people, k=rng.randint(3, 6))
+    return ", ".join(f"{p} {counts[p]}" for p in people) + ".\n" + " ".join(f"{p}: {counts[p]}." for p in lookups)
+
+
+def repeat(rng: random.Random) -> str:
+    """Facts said twice: copying a span read earlier."""
+    said = " ".join(fact(p, rng.choice(VERBS), rng.randint(10, 999), rng.choice(THINGS)) for p in rng.sample(NAMES, rng.randint(2, 4)))
+    return f"{said}\nOnce more: {said}"
+
+
 def marker(rng: random.Random) -> str:
     n = rng.randint(10, 999)
     line = rng.choice(MARKER_LINES).format(n=n)
@@ -117,8 +131,9 @@ def make(docs: int = 8000, seed: int = 0, demo: Path = HERE / "demo") -> list[st
     out: list[str] = []
     while len(out) < docs:
         r = rng.random()
-        doc = reading(rng, banned) if r < 0.8 else marker(rng) if r < 0.92 else plain(rng, pool)
-        if doc:
+        doc = (reading(rng, banned) if r < 0.55 else recall(rng) if r < 0.75 else repeat(rng) if r < 0.85
+               else marker(rng) if r < 0.95 else plain(rng, pool))
+        if doc and not any(f in doc for f in _FACT.findall(doc) if f in banned):
             out.append(doc)
     return out
 

@@ -262,12 +262,17 @@ def ngram_table(
 
 
 def ngram_overlap(
-    texts: Sequence[str], table: NgramTable, *, casefold: bool = True, nfc: bool = True
+    texts: Sequence[str], table: NgramTable, *, casefold: bool = True, nfc: bool = True, chunk: int = 65536
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each text: the eval item sharing the most n-grams with it (-1: none) and how many it shares."""
     from workbench import minhash as mh
 
     if len(table.hashes) == 0 or not len(texts):
         return np.full(len(texts), -1, np.int64), np.zeros(len(texts), np.int64)
-    buf, off = mh.pack(texts, nfc=nfc, casefold=casefold)
-    return mh.ngram_hits(buf, off, table.ks, casefold, table.hashes, table.items, table.max_items)
+    best = np.full(len(texts), -1, np.int64)
+    shared = np.zeros(len(texts), np.int64)
+    for lo in range(0, len(texts), chunk):
+        hi = min(len(texts), lo + chunk)
+        buf, off = mh.pack(texts[lo:hi], nfc=nfc, casefold=casefold)
+        best[lo:hi], shared[lo:hi] = mh.ngram_hits(buf, off, table.ks, casefold, table.hashes, table.items, table.max_items)
+    return best, shared

@@ -180,6 +180,24 @@ def _priority(convs: Sequence[Conversation], keep: str) -> np.ndarray:
     return np.lexsort((idx, -length if keep == "longest" else length))
 
 
+class _Views(Sequence[str]):
+    """The compared text of each row, then ``extra`` texts, built on demand (slices and single rows)."""
+
+    def __init__(self, convs: Sequence[Conversation], on: str, extra: list[str]) -> None:
+        self.convs, self.on, self.extra = convs, on, extra
+
+    def __len__(self) -> int:
+        return len(self.convs) + len(self.extra)
+
+    def __getitem__(self, i: Any) -> Any:
+        n = len(self.convs)
+        if isinstance(i, slice):
+            lo, hi, _ = i.indices(len(self))
+            return [text_view(c, self.on) for c in self.convs[lo:min(hi, n)]] + self.extra[max(lo - n, 0) : max(hi - n, 0)]
+        i = int(i)
+        return text_view(self.convs[i], self.on) if i < n else self.extra[i - n]
+
+
 @dataclass(slots=True)
 class _Hit:
     set: int
@@ -208,10 +226,10 @@ def dedup(
     convs = list(conversations)
     sets = list(against or [])
     n = len(convs)
-    texts = [text_view(c, cfg.on) for c in convs]
     ev_ref = [(si, ii) for si, s in enumerate(sets) for ii in range(len(s.items))]
     ev_texts = [sets[si].items[ii].text(cfg.on) for si, ii in ev_ref]
-    alltexts = texts + ev_texts
+    texts = _Views(convs, cfg.on, [])
+    alltexts = _Views(convs, cfg.on, ev_texts)  # made chunk by chunk: never a second copy of every text
     norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
     scan = mh.scan_texts(
         alltexts, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed, bands=cfg.bands, rows=cfg.rows,
@@ -280,12 +298,17 @@ def dedup(
             ei, ej, esim = ei[clean], ej[clean], esim[clean]
     keeper, via = mh.greedy_stars(n, rank.astype(np.int64), ei.astype(np.int64), ej.astype(np.int64))
 
-    # 4. every row: kept, or removed with its reason
-    kept_rows: list[int] = []
+    # 4. every row: kept, or removed with its reason (Python touches removed rows only)
+    hit_mask = np.zeros(n, dtype=bool)
+    if hits:
+        hit_mask[list(hits)] = True
+        hit_mask |= hit_mask[rep]  # an exact copy of a contaminated text is contaminated too
+    is_kept = ~hit_mask & (rep == np.arange(n)) & (keeper[rep] == rep)
+    kept_rows = np.nonzero(is_kept)[0].tolist()
     removed: list[Removed] = []
-    for i in range(n):
+    for i in np.nonzero(~is_kept)[0].tolist():
         r = int(rep[i])
-        hit = hits.get(i) or (hits.get(r) if r != i else None)
+        hit = hits.get(i) or hits.get(r)
         if hit is not None:
             s = sets[hit.set]
             removed.append(
@@ -293,9 +316,7 @@ def dedup(
             )
             continue
         k = int(keeper[r])
-        if r == i and k == i:
-            kept_rows.append(i)
-        elif k == r:  # exact copy of a kept row
+        if k == r:  # exact copy of a kept row
             removed.append(Removed(convs[i], "exact", None, convs[r].id, 1.0, row=i, kept_row=r))
         else:  # near duplicate of k (itself, or the text it is an exact copy of)
             removed.append(Removed(convs[i], "near", None, convs[k].id, float(esim[via[r]]), row=i, kept_row=k))

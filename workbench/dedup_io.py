@@ -185,9 +185,9 @@ def run_files(
         for p in protect:
             if _same_file(out, p):
                 raise WorkbenchError(f"refusing to overwrite input {p}", "choose another -o/--removed/--report path")
+    sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
     with progress("reading") as update:
         data = ingest.load(list(inputs), format=format, mapping=mapping, on_progress=update)
-    sets = [load_against(p, leak=leak, mapping=dict(mapping or {}), view=text_view) for p in against]
     with progress("dedup", len(data.conversations)) as update:
         result = dedup(data.conversations, config=config, against=sets, on_progress=update)
     wrote_rejects = None

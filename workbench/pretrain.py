@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -51,6 +52,10 @@ MODEL_OPTS: dict[str, Any] = {"hidden": 96, "layers": 4, "heads": 4, "kv_heads":
 STEPS = 600
 BATCH_SIZE = 16
 LEARNING_RATE = 3e-3
+
+# The answer part of a reading document, whatever its form: after "A:", "Answer:", "The story
+# says:" or the question itself, to the end of the line or the next question.
+ANSWER_SPAN = re.compile(r"(?:\bA:|Answer:|The story says:|have\?|####)([^\n]*?)(?= How many|\n|$)")
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -117,6 +122,7 @@ def pretrain_base(
     batch_size: int = BATCH_SIZE,
     learning_rate: float = LEARNING_RATE,
     max_length: int = 256,
+    context_weight: float = 1.0,
 ) -> Path:
     """Build the tiny ``family`` tokenizer and model and train it from scratch on ``corpus``; cached.
 
@@ -132,7 +138,8 @@ def pretrain_base(
     corpus_bytes = corpus_path.read_bytes()
     model_opts = {**MODEL_OPTS, **(model or {}), "seed": seed}
     options = {"family": family, "model": model_opts, "steps": steps, "seconds_budget": seconds_budget,
-               "batch_size": batch_size, "learning_rate": learning_rate, "max_length": max_length, "seed": seed}
+               "batch_size": batch_size, "learning_rate": learning_rate, "max_length": max_length, "seed": seed,
+               "context_weight": context_weight}
     digest = options_hash(options, corpus_bytes)
     dest = Path(out_dir)
     done = cached(dest)
@@ -146,6 +153,7 @@ def pretrain_base(
     try:
         result = _train(tmp, family, read_corpus(corpus_path), model_opts, steps=steps, seconds_budget=seconds_budget,
                         batch_size=batch_size, lr=learning_rate, max_length=max_length, seed=seed, threads=threads,
+                        context_weight=context_weight,
                         on_progress=on_progress)
         info = {"hash": digest, "options": options, "corpus": str(corpus_path),
                 "corpus_sha256": hashlib.sha256(corpus_bytes).hexdigest(), **result}
@@ -183,7 +191,7 @@ def _epoch(encoded: list[list[int]], batch_size: int, rng: random.Random) -> lis
 
 def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any], *, steps: int,
            seconds_budget: float | None, batch_size: int, lr: float, max_length: int, seed: int,
-           threads: int | None, on_progress: Progress | None) -> dict[str, Any]:
+           threads: int | None, context_weight: float, on_progress: Progress | None) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -200,7 +208,13 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
 
     end = tok.convert_tokens_to_ids(doc_end_token(family))
     pad = tok.pad_token_id if tok.pad_token_id is not None else end
-    encoded = [ids[: max_length - 1] + [end] for ids in tok(docs)["input_ids"]]
+    enc = tok(docs, return_offsets_mapping=True)
+    encoded, weights = [], []
+    for doc, ids, offsets in zip(docs, enc["input_ids"], enc["offset_mapping"]):
+        spans = [m.span(1) for m in ANSWER_SPAN.finditer(doc)]
+        w = [1.0 if any(a < e and b > s for s, e in spans) else context_weight for a, b in offsets]
+        encoded.append(ids[: max_length - 1] + [end])
+        weights.append(w[: max_length - 1] + [1.0])
 
     torch.manual_seed(seed)
     order_rng = random.Random(seed)
@@ -226,17 +240,21 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
             break
         if not batches:
             batches = _epoch(encoded, batch_size, order_rng)
-        batch = [encoded[i] for i in batches.pop()]
-        width = max(len(b) for b in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, b in enumerate(batch):
-            ids[i, : len(b)] = torch.tensor(b)
-            mask[i, : len(b)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
+        picked = batches.pop()
+        width = max(len(encoded[i]) for i in picked)
+        ids = torch.full((len(picked), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(picked), width), dtype=torch.long)
+        wts = torch.zeros((len(picked), width))
+        for row, i in enumerate(picked):
+            ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+            mask[row, : len(encoded[i])] = 1
+            wts[row, : len(encoded[i])] = torch.tensor(weights[i])
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+        w = wts[:, 1:].reshape(-1)
+        loss = (nll * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
