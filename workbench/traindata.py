@@ -64,7 +64,14 @@ def prepare(
         dropped_rows += [{"id": c.id, "source": str(c.source), "reason": "over_limit", "detail": f"data.limit={d.limit}"} for c in convs[d.limit :]]
         convs = convs[: d.limit]
     train_rows = _mask(recipe, tokenizer, convs, dropped_rows)
-    eval_rows = _mask(recipe, tokenizer, list(heldout or []), [])
+    held_dropped: list[dict[str, Any]] = []
+    eval_rows = _mask(recipe, tokenizer, list(heldout or []), held_dropped)
+    for row in held_dropped:  # held-out rows that cannot be scored are accounted for too
+        row["reason"] = f"heldout:{row['reason']}"
+    dropped_rows += held_dropped
+    if not isinstance(d.heldout, float):
+        rows_in += len(heldout or [])  # a separate held-out file: its rows come in too
+    # in = trained + held out + dropped (by reason), whichever way the held-out rows arrived
     if not train_rows:
         reasons = Counter(r["reason"] for r in dropped_rows)
         raise WorkbenchError("no training example is left", f"dropped: {dict(reasons)}" if reasons else "data.sources is empty")
