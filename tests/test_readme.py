@@ -1,0 +1,64 @@
+"""The README's two commands, run as a new user would: a fresh clone, a clean virtual environment.
+
+Slow (minutes: a full install, the demo run and the test suite), so marked `slow`; `.ci/run` runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> tuple[str, str]:
+    """The two commands under "## Two commands": set up + main job, set up + tests."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)\n```", section, flags=re.S)
+    assert len(blocks) == 2, "README's 'Two commands' section must hold exactly two bash blocks"
+    return blocks[0].strip(), blocks[1].strip()
+
+
+def test_readme_has_the_two_commands() -> None:
+    main_job, tests = readme_commands()
+    for cmd in (main_job, tests):
+        assert "pip install torch==2.13.0" in cmd  # the CPU wheel, never a CUDA download
+        assert cmd.startswith("python3 -m venv .venv")
+    assert "workbench run recipes/demo-cpu.yaml" in main_job
+    assert "pytest" in tests
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert tests.split("&&")[-1].strip() in ci  # CI runs the README's own test command
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("WORKBENCH_NESTED") == "1", reason="already inside the fresh-clone run")
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_fresh_clone_runs_both_readme_commands(tmp_path: Path) -> None:
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "workbench"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    shared = REPO.parent / "shared"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env.update(WORKBENCH_NESTED="1", TQDM_DISABLE="1")
+    if shared.is_dir():
+        env["WORKBENCH_FIXTURES"] = str(shared / "fixtures")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
+    main_job, tests = readme_commands()
+    shutil.rmtree(clone / "reports" / "demo", ignore_errors=True)  # the committed example must be made anew
+
+    res = subprocess.run(main_job, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
+    assert res.returncode == 0, f"main job failed:\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}"
+    report = clone / "reports" / "demo" / "report.md"
+    assert report.is_file()
+    assert "**Verdict:**" in report.read_text(encoding="utf-8")
+
+    res = subprocess.run(tests, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
+    assert res.returncode == 0, f"test command failed:\n{res.stdout[-5000:]}\n{res.stderr[-3000:]}"
+    assert re.search(r"\d+ passed", res.stdout)
