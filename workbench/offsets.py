@@ -91,43 +91,6 @@ class Codec:
         return all_ids, all_off
 
 
-def _byte_lengths(tokenizer: PreTrainedTokenizerBase) -> Any:
-    """Bytes per token id for a byte-level BPE (each vocabulary character stands for one byte), or None."""
-    backend = getattr(tokenizer, "_tokenizer", None)
-    if backend is None or not hasattr(backend, "encode_batch_fast"):
-        return None
-    names = (type(backend.model).__name__, type(backend.decoder).__name__ if backend.decoder else "")
-    normalizer = type(backend.normalizer).__name__ if backend.normalizer is not None else "NFC"
-    if names != ("BPE", "ByteLevel") or normalizer != "NFC" or "ByteLevel" not in repr(backend.pre_tokenizer):
-        return None
-    import numpy as np
-
-    vocab = backend.get_vocab(with_added_tokens=True)
-    lengths = np.zeros(max(vocab.values(), default=0) + 1, dtype=np.int64)
-    for token, i in vocab.items():
-        lengths[i] = len(token)
-    for i, added in backend.get_added_tokens_decoder().items():
-        if added.lstrip or added.rstrip:
-            return None  # whitespace the token swallows would shift the count
-        lengths[i] = len(added.content.encode("utf-8"))
-    return lengths
-
-
-def _plain_backend(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Can ``tokenizer(texts, add_special_tokens=False)`` be replaced by the Rust ``encode_batch``?
-
-    True for TokenizersBackend classes that keep its ``_encode_plus``: that one only resets padding
-    and truncation (done here once, by a warm-up call) before calling the backend."""
-    try:
-        from transformers import TokenizersBackend
-    except ImportError:  # pragma: no cover
-        return False
-    if not isinstance(tokenizer, TokenizersBackend) or type(tokenizer)._encode_plus is not TokenizersBackend._encode_plus:
-        return False
-    tokenizer(["warm-up"], add_special_tokens=False)  # leaves the backend with no padding and no truncation
-    return True
-
-
 def byte_lengths(tokenizer: PreTrainedTokenizerBase) -> Any:
     """Bytes per token id for a byte-level BPE (each vocabulary character stands for one byte), or None."""
     backend = getattr(tokenizer, "_tokenizer", None)

@@ -31,15 +31,20 @@ def piece(tokenizer: PreTrainedTokenizerBase, token_id: int, special: set[int]) 
     return "".join(WHITESPACE.get(ch, ch) for ch in text)
 
 
+def special_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Ids shown as special: the tokenizer's own, and added tokens that look like markers (<...>, [...])."""
+    return set(tokenizer.all_special_ids) | {
+        i for t, i in tokenizer.get_added_vocab().items() if t.startswith(("<", "[")) and t.endswith((">", "]"))
+    }
+
+
 def token_view(tokenizer: PreTrainedTokenizerBase, result: MaskResult) -> Text:
     """The rendered example as coloured tokens; a newline token also breaks the line."""
     text = Text()
     r = result.rendered
     if r is None:
         return text
-    special = set(tokenizer.all_special_ids) | {
-        i for t, i in tokenizer.get_added_vocab().items() if t.startswith(("<", "[")) and t.endswith((">", "]"))
-    }
+    special = special_ids(tokenizer)
     for pos, (tid, label) in enumerate(zip(r.input_ids, r.labels)):
         trained = label != IGNORE
         shown = piece(tokenizer, tid, special)

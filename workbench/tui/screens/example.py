@@ -12,12 +12,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
+from workbench.console.mask import legend
 from workbench.records import Conversation, Reject
 from workbench.tui.messages import DataChanged
 from workbench.tui.session import FLAGGED, Session
 from workbench.tui.widgets.chat_view import ChatView, bubbles
 from workbench.tui.widgets.row_cells import SEVERITY_STYLE, short_source
-from workbench.tui.widgets.token_view import TokenView, legend, pieces
+from workbench.tui.widgets.token_view import TokenView, pieces
 
 
 class ExampleScreen(Screen[None]):

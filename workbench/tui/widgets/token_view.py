@@ -8,13 +8,16 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+# the same colours, legend and special-token rule as `workbench mask`
+from workbench.console.mask import (  # noqa: E402
+    SPECIAL_TRAINED,
+    SPECIAL_UNTRAINED,
+    TRAINED,
+    UNTRAINED,
+    piece,
+    special_ids,
+)
 from workbench.mask import IGNORE, MaskResult
-
-# as in `workbench mask`: two backgrounds per kind alternate token by token so every boundary shows
-TRAINED = ("bold #ffffff on #1f6f3f", "bold #ffffff on #2f8f4f")
-UNTRAINED = ("#9a9a9a on #1c1c1c", "#9a9a9a on #303030")
-SPECIAL_TRAINED = "bold #ffd75f on #1f6f3f"
-SPECIAL_UNTRAINED = "bold #ff5fd7 on #1c1c1c"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +28,8 @@ class Piece:
     special: bool
 
 
-def special_ids(tokenizer: Any) -> set[int]:
-    return set(tokenizer.all_special_ids) | {
-        i for t, i in tokenizer.get_added_vocab().items() if t.startswith(("<", "[")) and t.endswith((">", "]"))
-    }
-
-
 def pieces(tokenizer: Any, result: MaskResult) -> list[Piece]:
     """One Piece per token of the render, with the labels the mask module gave it."""
-    from workbench.console.mask import piece
-
     r = result.rendered
     if r is None:
         return []
@@ -56,19 +51,6 @@ def to_text(items: list[Piece]) -> Text:
         if p.text.endswith("↵"):
             text.append("\n")
     return text
-
-
-def legend() -> Text:
-    t = Text("legend: ", style="dim")
-    t.append("trained", style=TRAINED[0])
-    t.append(" ")
-    t.append("untrained", style=UNTRAINED[0])
-    t.append(" ")
-    t.append("<special>", style=SPECIAL_UNTRAINED)
-    t.append(" ")
-    t.append("<special trained>", style=SPECIAL_TRAINED)
-    t.append("   · space  ↵ newline  → tab; backgrounds alternate per token", style="dim")
-    return t
 
 
 class TokenView(Static):
