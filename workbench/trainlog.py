@@ -116,30 +116,10 @@ def step_log(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def plot_loss(log: list[dict[str, Any]], path: Path, title: str = "training loss") -> Path | None:
-    """Training (and eval) loss against step as a PNG; None when nothing was logged."""
-    train = [(r["step"], r["loss"]) for r in log if "loss" in r]
-    evals = [(r["step"], r["eval_loss"]) for r in log if "eval_loss" in r]
-    if not train and not evals:
-        return None
-    import matplotlib
+    """Training (and eval) loss against step as a PNG; None when nothing was logged (the report's figure)."""
+    from workbench.reportfigures import loss_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    if train:
-        ax.plot(*zip(*train), label="train loss", linewidth=1.2)
-    if evals:
-        ax.plot(*zip(*evals), "o-", label="eval loss", linewidth=1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return loss_figure(log, path, title)
 
 
 def write_json(path: Path, obj: Any) -> None:
