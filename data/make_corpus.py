@@ -1,19 +1,21 @@
 """Writes the demo base model's pretraining corpus, data/corpus/reading.txt (deterministic; run: python data/make_corpus.py).
 
-The corpus teaches a skill, not the demo's answer format. Documents are separated by a blank line
-and come in three kinds:
+The corpus teaches a skill, not the demo's answer format (why: workbench/pretrain.py). Documents
+are separated by a blank line; by share:
 
-- reading: a short story of who holds how many of what, a question about one person, and the
-  answer in plain-text forms ("Q: ... A: 439", "Answer: Sam has 439 cups, so the answer is 439.",
-  the fact restated after the question). Any person in the story may be asked about, with more
-  names, things and verbs than the demo uses, so the skill is reading, not "copy the first number".
-- marker: the GSM8K final-answer line "#### N" after other kinds of text (a receipt total, a
-  score, a page number), so the marker is a known token with a known job.
-- plain: the workbench tiny tokenizer's filler sentences, so the model sees ordinary text too.
+- reading (55%): a short story of who holds how many of what, then one or more questions and
+  answers in plain-text forms ("Q: ... / A: 439", "Answer: Sam has 439 cups, so the answer is
+  439.", the fact restated after the question). 70% ask about the first person named, as the
+  demo's stories do; the rest about anyone, with more names, things and verbs than the demo.
+- recall (20%): "Wes 218, Fay 996." then "Lookup: Fay: 996. Wes: 218.", finding a number by a name.
+- repeat (10%): facts said twice ("Once more: ..."), the plainest copying.
+- marker (10%): the GSM8K final-answer line "#### N" after other text (a receipt total, a
+  score), so the marker is a known token with a known job.
+- plain (5%): the workbench tiny tokenizer's filler sentences.
 
-No document is a chat: no chat-template tokens, no "#### N" after a story. A story whose key fact
-sentence ("Sam has 439 cups.") appears in the demo's held-out or eval sets is left out, so the
-base model has never read a fact it is scored on.
+No document is a chat: no chat-template tokens, no "#### N" after a story. A document holding a
+fact sentence ("Sam has 439 cups.") of the demo's held-out or eval items is left out, so the base
+model has never read a fact it is scored on.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def recall(rng: random.Random) -> str:
     people = rng.sample(NAMES, rng.randint(3, 6))
     counts = {p: rng.randint(10, 999) for p in people}
     lookups = rng.choices(people, k=rng.randint(3, 6))
-    return ", ".join(f"{p} {counts[p]}" for p in people) + ".\n" + " ".join(f"{p}: {counts[p]}." for p in lookups)
+    return ", ".join(f"{p} {counts[p]}" for p in people) + ".\nLookup: " + " ".join(f"{p}: {counts[p]}." for p in lookups)
 
 
 def repeat(rng: random.Random) -> str:

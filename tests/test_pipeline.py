@@ -14,7 +14,8 @@ from workbench.errors import UsageError, WorkbenchError
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "recipes" / "demo-cpu.yaml"
-SMALL = ["data.limit=48", "train.max_steps=4", "train.eval_every=2", "train.save_every=2", "eval.limit=4",
+# the randomly initialised tiny model: the pretrained demo base is the README test's (slow) business
+SMALL = ["model.name=tiny:chatml", "data.limit=48", "train.max_steps=4", "train.eval_every=2", "train.save_every=2", "eval.limit=4",
          "eval.gen_kwargs.max_gen_toks=8"]  # fmt: skip
 
 

@@ -61,11 +61,11 @@ def test_output_loads_as_a_plain_model(trained: tuple[Path, list[dict]]) -> None
     assert model.generation_config.eos_token_id == [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
 
 
-def test_same_options_are_cached_and_new_ones_retrain(trained: tuple[Path, list[dict]], small_corpus: Path) -> None:
-    out, _ = trained
+def test_same_options_are_cached_and_new_ones_retrain(tmp_path: Path, small_corpus: Path) -> None:
+    out = pretrain.pretrain_base(tmp_path / "base", corpus=small_corpus, steps=5, batch_size=4, model=SMALL)
     weights = (out / "model.safetensors").read_bytes()
     calls: list[dict] = []
-    assert pretrain.pretrain_base(out, corpus=small_corpus, steps=40, batch_size=4, model=SMALL, on_progress=calls.append) == out
+    assert pretrain.pretrain_base(out, corpus=small_corpus, steps=5, batch_size=4, model=SMALL, on_progress=calls.append) == out
     assert calls == []  # nothing trained
     pretrain.pretrain_base(out, corpus=small_corpus, steps=3, batch_size=4, model=SMALL, on_progress=calls.append)
     assert len(calls) == 3 and pretrain.cached(out)["steps_done"] == 3  # type: ignore[index]
@@ -88,6 +88,35 @@ def test_refuses_a_foreign_folder_and_an_empty_corpus(tmp_path: Path) -> None:
         pretrain.pretrain_base(tmp_path / "theirs", corpus=empty, steps=1, model=SMALL)
     with pytest.raises(WorkbenchError, match="no documents"):
         pretrain.pretrain_base(tmp_path / "new", corpus=empty, steps=1, model=SMALL)
+
+
+def test_a_spent_time_budget_stops_training_and_says_so(tmp_path: Path, small_corpus: Path) -> None:
+    out = pretrain.pretrain_base(tmp_path / "b", corpus=small_corpus, steps=50, seconds_budget=0, batch_size=4, model=SMALL)
+    info = pretrain.cached(out)
+    assert info is not None and info["steps_done"] == 0 and info["last_loss"] is None
+
+
+def test_answer_spans_cover_every_answer_form() -> None:
+    doc = ("Sam has 439 cups. Ana has 12 pens.\nQ: How many pens does Ana have?\nA: 12\n"
+           "How many cups does Sam have? Sam has 439 cups. How many pens does Ana have? Ana has 12 pens.")
+    assert [doc[slice(*m.span(1))].strip() for m in pretrain.ANSWER_SPAN.finditer(doc)] == [
+        "", "12", "Sam has 439 cups.", "Ana has 12 pens."]
+    assert pretrain.ANSWER_SPAN.search("Total: 64\n#### 64").group(1) == " 64"  # type: ignore[union-attr]
+
+
+def test_end_of_turn_starts_as_end_of_text(trained: tuple[Path, list[dict]]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    out, _ = trained
+    emb = AutoModelForCausalLM.from_pretrained(out).get_input_embeddings().weight
+    assert emb[2].tolist() == emb[0].tolist()  # <|im_end|> == <|endoftext|> in the tiny chatml vocabulary
+
+
+def test_default_dir_is_per_family_and_model_options_under_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    a, b, c = pretrain.default_dir("chatml"), pretrain.default_dir("llama3"), pretrain.default_dir("chatml", {"hidden": 64})
+    assert len({a, b, c}) == 3 and all(p.parent == tmp_path / "pretrained" for p in (a, b, c))
+    assert a == pretrain.default_dir("chatml") and a.name.startswith("chatml-")
 
 
 def test_document_end_is_end_of_text_not_end_of_turn() -> None:

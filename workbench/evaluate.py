@@ -47,9 +47,10 @@ class Settings:
 
 
 def resolve_model(model: str | os.PathLike[str]) -> str:
-    """A loadable model: ``tiny:<family>`` is built in the cache, a local folder becomes absolute."""
+    """A loadable model: ``tiny:<family>`` / ``tiny-pretrained:<family>`` resolve to their cached folders, a
+    local folder becomes absolute."""
     spec = str(model)
-    if spec.startswith("tiny:"):
+    if spec.startswith(("tiny:", "tiny-pretrained:")):
         from workbench.recipe import ModelConfig
         from workbench.train import model_path
 
@@ -61,7 +62,7 @@ def resolve_model(model: str | os.PathLike[str]) -> str:
             raise WorkbenchError(f"{p}: no config.json, so not a model folder", hint)
         return str(p.resolve())
     if p.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
-        raise WorkbenchError(f"no model at {spec}", "give a model folder, a hub name org/name (cached, offline) or tiny:<family>")
+        raise WorkbenchError(f"no model at {spec}", "give a model folder, a hub name org/name (cached, offline) or tiny:<family> / tiny-pretrained:<family>")
     return spec
 
 

@@ -71,6 +71,7 @@ class Hooks:
     stage: Callable[[StageRecord], None] | None = None
     progress: Callable[[str, int, int | None], None] | None = None
     train: Callable[[Any], None] | None = None
+    message: Callable[[str], None] | None = None
 
 
 # --- hashing ------------------------------------------------------------------------------------
@@ -142,7 +143,18 @@ class _Run:
         if self._model_path is None:
             from workbench.train import model_path
 
-            self._model_path = model_path(self.recipe.model)
+            spec = self.recipe.model
+            on_progress = None
+            if spec.name.startswith("tiny-pretrained:"):
+                from workbench import pretrain
+
+                family = spec.name.split(":", 1)[1] or "chatml"
+                if pretrain.cached(pretrain.default_dir(family, spec.tiny or None)) is None and self.hooks.message:
+                    self.hooks.message(f"pretraining the small {family} base model on data/corpus/ (once; it is cached)")
+                hook = self.hooks.progress
+                if hook:
+                    on_progress = lambda d: hook("pretrain", int(d["step"]), int(d["steps"]))  # noqa: E731
+            self._model_path = model_path(spec, on_progress=on_progress)
         return self._model_path
 
     def tokenizer(self) -> Any:

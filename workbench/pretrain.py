@@ -1,24 +1,34 @@
 """Pretrains the demo's small base model from scratch on a shipped reading corpus, once, and caches it.
 
 Why a pretrained base: a randomly initialised model scores 0% before and after any short LoRA run,
-so a before/after comparison on it measures nothing. The demo base is instead trained (full
-fine-tune, causal LM, a few minutes on one CPU thread) on data/corpus/reading.txt, written by
-data/make_corpus.py. That corpus teaches the *skill* the demo task needs and withholds its *format*:
+so a before/after comparison on it measures nothing. The demo base is instead trained from scratch
+(all weights, next-token loss, about three minutes on one CPU thread) on data/corpus/reading.txt,
+written by data/make_corpus.py. That corpus teaches the *skill* the demo task needs and withholds
+its *format*:
 
-- it holds short stories ("Sam has 439 cups. Ana has 12 pens.") with a question about one person
-  and answers in plain-text forms: "Q: ... / A: 439", "Answer: Sam has 439 cups, so the answer is
-  439.", the fact restated after the question. Any person may be asked about, so copying the first
-  number does not pass for reading;
-- it shows the GSM8K final-answer marker "#### N" only after other kinds of text (a receipt total,
-  a score), so the marker is a token the model knows, with the job of repeating the final number;
-- it never holds a chat: no chat-template tokens, and no "#### N" after a story.
+- short stories ("Sam has 439 cups. Ana has 12 pens.") with questions about who has how many,
+  answered in plain-text forms: "Q: ... / A: 439", "Answer: Sam has 439 cups, so the answer is
+  439.", the fact restated after the question. Most ask about the first person named, as the
+  demo's stories do; the rest ask about anyone, so a name has to be read, not a position counted;
+- name/number lookups and facts said twice: the plainest copying, which a model this small
+  otherwise learns too slowly for the budget;
+- the GSM8K final-answer marker "#### N" only after other kinds of text (a receipt total, a
+  score), so the marker is a token the model knows, with the job of repeating the final number;
+- no chat: no chat-template tokens, and no "#### N" after a story.
+
+The loss is weighted to the answer spans (ANSWER_SPAN; CONTEXT_WEIGHT on the rest, 0 by
+default): the stories' own tokens are random draws (names, counts), and spending the few
+minutes' gradient on predicting them leaves the copying unlearned (measured: 1,200 unweighted
+steps read at chance level; see bench/demo_learnability.py).
 
 So the base can read the stories but has never seen the demo's answer, a chat-formatted
 "Sam has 439 cups.\\n#### 439" after the assistant header: greedy generation from the chat prompt
-scores about 0% exact match on the held-out "#### N" answers. What a LoRA adapter trained on the
-demo rows then adds is the format (chat turn, restated fact, "#### N", end of turn), which is what
-supervised fine-tuning adds to a real base model on GSM8K-style data too. The corpus leaves out
-any story whose key fact appears in the demo's held-out or eval sets (see data/make_corpus.py).
+scores 0% exact match on the held-out "#### N" answers, while the same stories asked in the
+corpus's "Q: ... A:" form are answered about half the time. What a LoRA adapter trained on the
+demo rows adds is the format (chat turn, restated fact, "#### N", end of turn) and sharper
+reading in that format, which is what supervised fine-tuning adds to a real base model on
+GSM8K-style data too. The corpus leaves out any story holding a fact of the demo's held-out or
+eval items (see data/make_corpus.py), so the base has never read an item it is scored on.
 
 The result is a plain Hugging Face model folder (tokenizer, config, weights), cached by a hash
 of the options and the corpus bytes. The recipe spec `tiny-pretrained:<family>` resolves to
@@ -46,16 +56,17 @@ PRETRAIN_VERSION = 1  # bump when the training loop changes what a given set of 
 MARKER = ".workbench-pretrain.json"
 CORPUS_NAME = "data/corpus/reading.txt"
 
-# Sized to learn the reading task in a few CPU minutes: about 0.6M parameters with the tiny
+# Sized to learn the reading task in a few CPU minutes: 523k parameters with the tiny
 # chatml vocabulary (~1.2k tokens); see bench/demo_learnability.py for the measurements.
 MODEL_OPTS: dict[str, Any] = {"hidden": 96, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256}
-STEPS = 600
+STEPS = 2000
 BATCH_SIZE = 16
-LEARNING_RATE = 3e-3
+LEARNING_RATE = 1e-2
+CONTEXT_WEIGHT = 0.0
 
 # The answer part of a reading document, whatever its form: after "A:", "Answer:", "The story
 # says:" or the question itself, to the end of the line or the next question.
-ANSWER_SPAN = re.compile(r"(?:\bA:|Answer:|The story says:|have\?|####)([^\n]*?)(?= How many|\n|$)")
+ANSWER_SPAN = re.compile(r"(?:\bA:|Answer:|The story says:|have\?|####|Lookup:|Once more:)([^\n]*?)(?= How many|\n|$)")
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -88,15 +99,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench")
 
 
-def default_dir(family: str = "chatml") -> Path:
-    """Where `tiny-pretrained:<family>` lives: one folder per family; a changed option set retrains in place."""
-    return cache_root() / "pretrained" / family
+def default_dir(family: str = "chatml", model: dict[str, Any] | None = None) -> Path:
+    """Where `tiny-pretrained:<family>` lives: one folder per family, model options and corpus."""
+    key = options_hash({"family": family, "model": model or {}}, default_corpus().read_bytes())[:10]
+    return cache_root() / "pretrained" / f"{family}-{key}"
 
 
-def resolve(spec: str, on_progress: Progress | None = None) -> str:
-    """`tiny-pretrained:<family>` -> the cached pretrained model folder, built on first use."""
-    family = spec.split(":", 1)[1] if ":" in spec else ""
-    return str(pretrain_base(default_dir(family or "chatml"), family=family or "chatml", on_progress=on_progress))
+def resolve(spec: str, *, model: dict[str, Any] | None = None, on_progress: Progress | None = None) -> str:
+    """`tiny-pretrained:<family>` -> the cached pretrained model folder, built on first use (about 3 CPU minutes)."""
+    family = (spec.split(":", 1)[1] if ":" in spec else "") or "chatml"
+    return str(pretrain_base(default_dir(family, model), family=family, model=model, on_progress=on_progress))
 
 
 def cached(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -122,7 +134,7 @@ def pretrain_base(
     batch_size: int = BATCH_SIZE,
     learning_rate: float = LEARNING_RATE,
     max_length: int = 256,
-    context_weight: float = 1.0,
+    context_weight: float = CONTEXT_WEIGHT,
 ) -> Path:
     """Build the tiny ``family`` tokenizer and model and train it from scratch on ``corpus``; cached.
 
@@ -176,6 +188,26 @@ def doc_end_token(family: str) -> str:
     return others[0] if others else fam.eos
 
 
+def _seed_end_of_turn(model: Any, tok: Any, family: str) -> None:
+    """Start the never-seen end-of-turn token as a copy of the trained end-of-text token.
+
+    The corpus holds no chats, so the end-of-turn embedding is still random, and with tied
+    embeddings a LoRA adapter (which leaves embeddings alone) can hardly learn to emit it: an
+    adapted model would answer and never stop. Copying the one "this text is over" vector the
+    base knows is the usual way to seed a new special token, and teaches the base no format.
+    """
+    import torch
+
+    from workbench.tiny import FAMILIES
+
+    end_of_turn, doc_end = FAMILIES[family].end_of_turn, doc_end_token(family)
+    if end_of_turn == doc_end:
+        return
+    emb = model.get_input_embeddings().weight
+    with torch.no_grad():
+        emb[tok.convert_tokens_to_ids(end_of_turn)] = emb[tok.convert_tokens_to_ids(doc_end)]
+
+
 def _epoch(encoded: list[list[int]], batch_size: int, rng: random.Random) -> list[list[int]]:
     """One pass over the documents in batches of similar length (less padding), in random order."""
     order = list(range(len(encoded)))
@@ -193,12 +225,25 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
            seconds_budget: float | None, batch_size: int, lr: float, max_length: int, seed: int,
            threads: int | None, context_weight: float, on_progress: Progress | None) -> dict[str, Any]:
     import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _fit(dest, family, docs, model_opts, steps=steps, seconds_budget=seconds_budget, batch_size=batch_size,
+                    lr=lr, max_length=max_length, seed=seed, context_weight=context_weight, on_progress=on_progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any], *, steps: int,
+         seconds_budget: float | None, batch_size: int, lr: float, max_length: int, seed: int,
+         context_weight: float, on_progress: Progress | None) -> dict[str, Any]:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from workbench import tiny
 
-    if threads:
-        torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="workbench-pretrain-") as init:
         built = tiny.build(Path(init) / "m", family, model=True, **model_opts)
         tok = AutoTokenizer.from_pretrained(built)
@@ -266,8 +311,10 @@ def _train(dest: Path, family: str, docs: list[str], model_opts: dict[str, Any],
         step = steps
     seconds = time.perf_counter() - start
     model.eval()
+    _seed_end_of_turn(model, tok, family)
     model.save_pretrained(dest)
-    head, tail = losses[: max(1, len(losses) // 20)], losses[-max(1, len(losses) // 20):]
-    return {"steps_done": step, "seconds": round(seconds, 1), "first_loss": round(sum(head) / len(head), 4),
-            "last_loss": round(sum(tail) / len(tail), 4), "parameters": sum(p.numel() for p in model.parameters()),
-            "documents": len(docs)}
+    k = max(1, len(losses) // 20)
+    return {"steps_done": step, "seconds": round(seconds, 1),
+            "first_loss": round(sum(losses[:k]) / k, 4) if losses else None,
+            "last_loss": round(sum(losses[-k:]) / k, 4) if losses else None,
+            "parameters": sum(p.numel() for p in model.parameters()), "documents": len(docs)}

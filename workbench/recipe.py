@@ -42,7 +42,9 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     name: str = "tiny:chatml"
-    """A local model folder, a hub name, or `tiny:<family>` (chatml | llama3 | mistral | gemma) for the small locally built model."""
+    """A local model folder, a hub name, `tiny:<family>` (chatml | llama3 | mistral | gemma) for the small locally
+    built model (random weights), or `tiny-pretrained:<family>`: the same, pretrained once on the shipped corpus
+    (data/corpus/) and cached, so a fine-tune has something to build on."""
     template: str | None = None
     """A Jinja chat-template file that replaces the tokenizer's."""
     max_length: int = Field(default=2048, gt=0)
@@ -50,7 +52,7 @@ class ModelConfig(Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     """Weights dtype when not quantised: auto is bf16 on a GPU that has it, else fp16 on CUDA, fp32 on CPU."""
     tiny: dict[str, Any] = Field(default_factory=dict)
-    """Options for the `tiny:` model (hidden, layers, heads, kv_heads, vocab_size, ...); see workbench.tiny.build."""
+    """Options for the `tiny:`/`tiny-pretrained:` model (hidden, layers, heads, kv_heads, vocab_size, ...); see workbench.tiny.build."""
     attn_implementation: str | None = None
     """Attention kernel passed to from_pretrained (sdpa, eager, flash_attention_2); None lets transformers choose."""
 

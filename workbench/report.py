@@ -159,7 +159,8 @@ def _block(label: str, text: str) -> list[str]:
 
 
 def _describe(d: Delta) -> str:
-    test = f"z = {d.z:.2f}, p = {_p(d.p)}" if d.z is not None else "no standard error to test against"
+    p = _p(d.p)
+    test = f"z = {d.z:.2f}, p {p if p.startswith('<') else '= ' + p}" if d.z is not None else "no standard error to test against"
     return f"{d.task} {d.metric} {_num(d.before)} → {_num(d.after)} ({_signed(d.delta)}, {test})"
 
 

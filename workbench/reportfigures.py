@@ -45,7 +45,7 @@ def before_after_figure(deltas: Sequence[Delta], path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("score (±1 standard error)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the bars, never over them
     fig.tight_layout()
     _save(fig, path)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench")
 
 
-def model_path(spec: ModelConfig) -> str:
-    """A loadable model: `tiny:<family>` is built (once per option set) in the cache; local folders become absolute."""
+def model_path(spec: ModelConfig, *, on_progress: Callable[[dict[str, Any]], None] | None = None) -> str:
+    """A loadable model: `tiny:<family>` is built and `tiny-pretrained:<family>` built and pretrained on the
+    shipped corpus (once per option set, cached); local folders become absolute."""
+    if spec.name.startswith("tiny-pretrained:"):
+        from workbench import pretrain
+
+        return pretrain.resolve(spec.name, model=spec.tiny or None, on_progress=on_progress)
     if spec.name.startswith("tiny:"):
         from workbench import tiny
 
@@ -382,6 +387,8 @@ def train(
             "examples": {"train": len(data.train), "eval": len(data.eval), "rows_in": data.rows_in, "dropped": data.dropped},
             "targets": {"modules": targets.modules, "parameters": targets.parameters, "kind": targets.kind},
             "versions": trainlog.versions(),
+            "duration_s": round(result.train_seconds, 1),
+            "hardware": _hardware(plat),
             "result": {k: v for k, v in result.__dict__.items() if k not in ("log",)},
         })
         emit(TrainEvent("end", step=result.steps, max_steps=trainer.state.max_steps, loss=result.last_loss, eval_loss=result.eval_loss))
@@ -389,3 +396,14 @@ def train(
     finally:
         torch.set_num_threads(prev_threads)
 
+
+def _hardware(plat: Platform) -> str:
+    """One line for the report: the accelerator, or the CPU with the threads torch used."""
+    import platform as pf
+
+    import torch
+
+    if plat.cuda:
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    cpu = pf.processor() or pf.machine()
+    return f"CPU {cpu}, {os.cpu_count()} cores, {plat.threads or torch.get_num_threads()} torch thread(s)"

@@ -7,7 +7,15 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from workbench.console import err, out
@@ -49,8 +57,18 @@ def run_display() -> Iterator[Hooks]:
 
     def on_progress(stage: str, done: int, total: int | None) -> None:
         bar = live.get("bar")
+        if bar is None and tty and stage == "pretrain":  # before any stage: the model is made first
+            bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
+            bar.start()
+            live["bar"], live["task"] = bar, bar.add_task("pretraining", total=total)
         if bar is not None:
             bar.update(live["task"], completed=done, total=total)
+        if stage == "pretrain" and total and done >= total:
+            close()
+
+    def on_message(text: str) -> None:
+        err.print(text, highlight=False)
 
     def on_train(event: Any) -> None:
         fn = live.get("train")
@@ -58,7 +76,7 @@ def run_display() -> Iterator[Hooks]:
             fn(event)
 
     try:
-        yield Hooks(stage=on_stage, progress=on_progress, train=on_train)
+        yield Hooks(stage=on_stage, progress=on_progress, train=on_train, message=on_message)
     finally:
         close()
 
