@@ -25,7 +25,7 @@ def test_every_shipped_recipe_validates_and_starts_with_its_command(path: Path) 
     r = rc.load(path)
     assert r.name == path.stem
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith("# workbench train ") and f"recipes/{path.name}" in first, first
+    assert first.startswith(("# workbench train ", "# workbench run ")) and f"recipes/{path.name}" in first, first
     assert r.data.sources, "a shipped recipe names its data"
 
 
