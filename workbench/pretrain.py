@@ -160,22 +160,16 @@ def pretrain_base(
     if dest.exists() and any(dest.iterdir()) and done is None:
         raise WorkbenchError(f"{dest} exists and was not made by workbench pretrain", "give an empty or new folder")
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    from workbench.export import atomic_path
+
+    with atomic_path(dest) as tmp:  # a half-trained folder never appears at dest
+        tmp.mkdir()
         result = _train(tmp, family, read_corpus(corpus_path), model_opts, steps=steps, seconds_budget=seconds_budget,
                         batch_size=batch_size, lr=learning_rate, max_length=max_length, seed=seed, threads=threads,
-                        context_weight=context_weight,
-                        on_progress=on_progress)
+                        context_weight=context_weight, on_progress=on_progress)
         info = {"hash": digest, "options": options, "corpus": str(corpus_path),
                 "corpus_sha256": hashlib.sha256(corpus_bytes).hexdigest(), **result}
         (tmp / MARKER).write_text(json.dumps(info, indent=2, default=str) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

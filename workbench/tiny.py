@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -352,9 +349,10 @@ def build(dir: str | Path, family: str = "chatml", *, model: bool = True, **opts
 
     tokenizer = build_tokenizer(family, **{k: v for k, v in opts.items() if k in _TOKENIZER_OPTS})
     gen_eos = [tokenizer.convert_tokens_to_ids(t) for t in fam.generation_eos]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    from workbench.export import atomic_path
+
+    with atomic_path(dest) as tmp:  # a half-written folder never appears at dest
+        tmp.mkdir()
         tokenizer.save_pretrained(tmp)
         model_opts = {k: v for k, v in opts.items() if k in _MODEL_OPTS}
         if model:
@@ -364,12 +362,6 @@ def build(dir: str | Path, family: str = "chatml", *, model: bool = True, **opts
             _write_configs(tmp, tokenizer, gen_eos, model_opts.get("arch", "llama"))
         _pin_tokenizer_class(tmp)
         (tmp / MARKER).write_text(json.dumps({"hash": digest, "family": family, "model": model, "options": opts}, default=str))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
