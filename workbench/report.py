@@ -200,7 +200,7 @@ def _before_after(comp: Comparison | None, where: Path, name: str) -> list[str]:
     s = comp.settings
     out += [
         (f"Model `{comp.model.get('path')}`, adapter `{(comp.adapter or {}).get('path')}`. "
-        f"Same settings for both: limit {s.get('limit')}, few-shot {s.get('num_fewshot') if s.get('num_fewshot') is not None else 'task default'}, "
+        f"Same settings for both: limit {s.get('limit') if s.get('limit') is not None else 'none (every item)'}, few-shot {s.get('num_fewshot') if s.get('num_fewshot') is not None else 'task default'}, "
         f"chat template {'on' if s.get('apply_chat_template') else 'off'}, system instruction {repr(s['system_instruction']) if s.get('system_instruction') else 'none'}, "
         f"BOS {'added' if s.get('add_bos_token') else 'not added'}, generation {json.dumps(s.get('gen_kwargs') or {}, sort_keys=True)}, seed {s.get('seed')}."),
         "",
