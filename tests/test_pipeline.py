@@ -136,3 +136,17 @@ def test_run_cli_until_check_json(in_repo: Path, tmp_path: Path) -> None:
     assert [s["status"] for s in out["stages"]][:3] == ["ran", "ran", "ran"]
     bad = run_cli("run", str(DEMO), f"run_dir={tmp_path / 'run'}", "--until", "nope", cwd=REPO)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_terminal_display_through_every_stage(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The live bars and messages a terminal user sees, driven through all six stages (not only the plain log)."""
+    from workbench.console.run import render_table, run_display
+
+    with run_display(tty=True) as hooks:
+        result = pipeline.run(demo(tmp_path), hooks=hooks)
+    render_table(result)
+    assert statuses(result) == dict.fromkeys(pipeline.STAGES, "ran")
+    captured = capsys.readouterr()
+    for stage in pipeline.STAGES:
+        assert f"✓ {stage}" in captured.err
+    assert "report:" in captured.out

@@ -204,6 +204,9 @@ def train(
     r = rc.load(recipe, overrides or [])
     from transformers.utils import logging as hf_logging
 
+    from workbench.console import quiet_libraries
+
+    quiet_libraries()
     hf_logging.disable_progress_bar()  # our own bar reports progress
     with train_progress(r.name or "training") as on_progress:
         result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
@@ -514,6 +517,9 @@ def run(
 
     from transformers.utils import logging as hf_logging
 
+    from workbench.console import quiet_libraries
+
+    quiet_libraries()
     hf_logging.disable_progress_bar()
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would flood a log file

@@ -420,11 +420,8 @@ def stage_train(r: _Run, *, resume: bool = False) -> dict[str, Any]:
 def stage_eval(r: _Run, **_: Any) -> dict[str, Any]:
     from workbench.evaluate import evaluate_run
 
-    def on_progress(done: int, total: int | None = None) -> None:
-        if r.hooks.progress:
-            r.hooks.progress("eval", done, total)
-
-    base, adapted, path = evaluate_run(r.dir, on_progress=on_progress)
+    # evaluate reports progress as messages ("base: demo-quantity ..."), not counts
+    base, adapted, path = evaluate_run(r.dir, on_progress=r.hooks.message)
     counts: dict[str, Any] = {"path": str(path)}
     for res, who in ((base, "base"), (adapted, "adapter")):
         for task, t in sorted(res.tasks.items()):

@@ -53,3 +53,14 @@ def progress(description: str, total: int | None = None) -> Iterator[ProgressFn]
             bar.update(task, completed=done)
 
         yield update
+
+
+def quiet_libraries() -> None:
+    """Silence third-party notices that say nothing to act on, so progress and findings stay readable."""
+    import logging
+    import warnings
+
+    # bitsandbytes tries an optional CPU kernel package on import and logs when it is absent; its fallback is used
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # peft calls a transformers method that transformers has renamed; nothing for a user to change
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

@@ -26,9 +26,9 @@ MARK = {"ran": "[green]✓[/]", "skipped": "[cyan]=[/]", "failed": "[red]✗[/]"
 
 
 @contextlib.contextmanager
-def run_display() -> Iterator[Hooks]:
+def run_display(tty: bool | None = None) -> Iterator[Hooks]:
     """Hooks that show each stage as it runs: a bar for its progress on a terminal, a line when it ends."""
-    tty = sys.stderr.isatty()
+    tty = sys.stderr.isatty() if tty is None else tty
     live: dict[str, Any] = {}
 
     def close() -> None:
