@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import multiprocessing as mp
 import os
 import re
@@ -75,7 +74,7 @@ def shingles(text: str) -> set[bytes]:
 
 
 def run_workbench(texts: list[str], convs: list) -> set[int]:  # type: ignore[type-arg]
-    from workbench.dedup import DedupConfig, dedup
+    from workbench.dedup.engine import DedupConfig, dedup
 
     res = dedup(convs, config=DedupConfig(threshold=THRESHOLD, num_perm=NUM_PERM, ngram=NGRAM))
     return {r.row for r in res.removed}
@@ -83,7 +82,7 @@ def run_workbench(texts: list[str], convs: list) -> set[int]:  # type: ignore[ty
 
 def run_workbench_engine(texts: list[str], convs: list) -> set[int]:  # type: ignore[type-arg]
     """The engine alone on plain strings: exact keys, MinHash + 16x8 bands, candidates, exact Jaccard, stars."""
-    from workbench import minhash as mh
+    from workbench.dedup import minhash as mh
 
     scan = mh.scan_texts(texts, ngram=NGRAM, num_perm=NUM_PERM)
     n = len(texts)
@@ -204,7 +203,7 @@ def main() -> None:
     ap.add_argument("--e2e", action="store_true", help="also time run_files: parse, dedup, write (like the CLI)")
     args = ap.parse_args()
 
-    from workbench import ingest
+    from workbench.data import ingest
     from workbench.dedup import text_view
 
     truth = np.load(f"{args.corpus}.truth.npz")

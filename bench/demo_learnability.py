@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/demo_learnability.py [--steps 600] [--lr 1e-3] [--alpha 16] [--heldout 200] [--no-random-base]
 
-Pretrains (or reuses) the demo base with workbench.pretrain, then trains a LoRA adapter (r=16,
+Pretrains (or reuses) the demo base with workbench.train.pretrain, then trains a LoRA adapter (r=16,
 alpha=16, all linear layers, assistant-only loss, plain torch loop) on the demo's training rows
 rendered with the chat template, and scores base and base+adapter on the held-out rows: greedy
 generation after the generation prompt, "#### (\\d+)" extracted and compared to the target.
@@ -171,7 +171,9 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from workbench import pretrain, tiny
+    from workbench.train import pretrain
+
+    from workbench.train import tiny
 
     torch.set_num_threads(1)
     hf_logging.disable_progress_bar()

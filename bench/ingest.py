@@ -27,7 +27,7 @@ ROLE = {"system": "system", "human": "user", "gpt": "assistant", "user": "user",
 
 
 def child_workbench(src: Path, out: Path) -> dict[str, float]:
-    from workbench.ingest import ingest_to
+    from workbench.data.ingest import ingest_to
 
     t = time.perf_counter()
     report = ingest_to([src], out)
@@ -106,7 +106,7 @@ def main() -> None:
             lines.append(f"{src.name:<26} {label:<22} {int(r['rows']):>9} {r['seconds']:>8.1f} "
                          f"{r['rows'] / r['seconds']:>9,.0f} {r['peak_rss_mb']:>12,.0f} {r['peak_rss_mb'] / size_mb:>8.2f}x")  # fmt: skip
             print(lines[-1] if len(lines) > 3 else "\n".join(lines), flush=True)
-    print(f"file sizes: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:,.0f} MB" for p in files))
+    print("file sizes: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:,.0f} MB" for p in files))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

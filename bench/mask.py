@@ -54,11 +54,11 @@ def conversations(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
 
 
 def bench_ours(tokenizer, convs, workers: int, max_length: int) -> tuple[float, int, int, int]:
-    from workbench import mask
+    from workbench.template import batch
 
     t = time.perf_counter()
     ok = bad = agree = 0
-    for res in mask.render_many(tokenizer, convs, workers=workers, max_length=max_length, check=True):
+    for res in batch.render_many(tokenizer, convs, workers=workers, max_length=max_length, check=True):
         ok += res.ok
         bad += not res.ok
         agree += res.agree is True
@@ -71,7 +71,7 @@ def bench_trl(tokenizer, convs, max_length: int, num_proc: int | None) -> tuple[
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from workbench import tiny
+    from workbench.train import tiny
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
@@ -107,7 +107,7 @@ def main() -> None:
     from datasets.utils.logging import disable_progress_bar
     from transformers.utils import logging as hf_logging
 
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     disable_progress_bar()
     hf_logging.set_verbosity_error()

@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +31,7 @@ def settings(steps: int) -> dict:
 
 
 def run_workbench(recipe, convs, out: Path) -> tuple[float, int, float]:
-    from workbench.train import train
+    from workbench.train.trainer import train
 
     res = train(recipe, run_dir=out, prepared=convs)
     return res.tokens / res.train_seconds, res.tokens, res.train_seconds
@@ -81,9 +80,9 @@ def main() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    from workbench import ingest
+    from workbench.data import ingest
     from workbench.recipe import from_dict
-    from workbench.train import model_path
+    from workbench.train.trainer import model_path
 
     recipe = from_dict({
         "name": "bench", "model": {"name": "tiny:chatml", "max_length": 256, "tiny": TINY},

@@ -1,6 +1,6 @@
 """Writes the demo base model's pretraining corpus, data/corpus/reading.txt (deterministic; run: python data/make_corpus.py).
 
-The corpus teaches a skill, not the demo's answer format (why: workbench/pretrain.py). Documents
+The corpus teaches a skill, not the demo's answer format (why: workbench/train/pretrain.py). Documents
 are separated by a blank line; by share:
 
 - reading (55%): a short story of who holds how many of what, then one or more questions and
@@ -128,7 +128,7 @@ def banned_facts(demo: Path) -> set[str]:
 
 def make(docs: int = 8000, seed: int = 0, demo: Path = HERE / "demo") -> list[str]:
     rng = random.Random(seed)
-    from workbench.tiny import corpus
+    from workbench.train.tiny import corpus
 
     banned = banned_facts(demo)
     pool = [line for line in corpus(lines=2000, seed=seed)[2:] if "\n" not in line]  # one-line sentences only

@@ -27,8 +27,8 @@ def tests_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    """``tiny_tokenizer(family, **opts)``: a tiny trained tokenizer from workbench.tiny, built once per session."""
-    from workbench import tiny
+    """``tiny_tokenizer(family, **opts)``: a tiny trained tokenizer from workbench.train.tiny, built once per session."""
+    from workbench.train import tiny
 
     cache: dict[tuple, object] = {}
 
@@ -43,8 +43,8 @@ def tiny_tokenizer():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
-    """``tiny_model_dir(family, **opts)``: a folder with a tiny tokenizer + model (workbench.tiny.build), once per session."""
-    from workbench import tiny
+    """``tiny_model_dir(family, **opts)``: a folder with a tiny tokenizer + model (workbench.train.tiny.build), once per session."""
+    from workbench.train import tiny
 
     root = tmp_path_factory.mktemp("tiny")
 

@@ -66,7 +66,7 @@ def edit_to(words: list[str], target: float, rng: random.Random, vocab: list[str
 
 def jaccard_py(a: str, b: str, ngram: int = 5) -> float:
     """Exact Jaccard of the engine's shingle sets, in plain Python (independent of the numba code)."""
-    from workbench.minhash import shingles_py
+    from workbench.dedup.minhash import shingles_py
 
     sa, sb = set(shingles_py(a, ngram)), set(shingles_py(b, ngram))
     return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
@@ -151,7 +151,7 @@ def corpus(
         pi = np.array([p[0] for p in pending], dtype=np.int64)
         pj = np.array([p[1] for p in pending], dtype=np.int64)
         if measure == "engine":
-            from workbench.minhash import exact_jaccard
+            from workbench.dedup.minhash import exact_jaccard
 
             measured = exact_jaccard(texts, pi, pj, ngram=ngram)
         else:

@@ -1,4 +1,4 @@
-"""workbench.checks: each finding code fires on a tiny tokenizer built to fail it, and stays quiet on one that does not."""
+"""workbench.checks.run: each finding code fires on a tiny tokenizer built to fail it, and stays quiet on one that does not."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from workbench import mask
-from workbench.checks import CODES, check_options, run_checks
+from workbench.template import mask
+from workbench.checks.run import CODES, check_options, run_checks
 from workbench.errors import UsageError
 from workbench.records import Conversation, Finding, Message, Source
 
@@ -62,7 +62,7 @@ def with_template(tok, template: str):
 
 @pytest.mark.parametrize("strategy", ["assistant", "last", "all"])
 def test_chatml_folder_is_clean(tiny_model_dir, strategy: str) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir("chatml", model=False))
     report = run_checks(tok, ROWS, strategy=strategy, max_length=4096)
@@ -188,7 +188,7 @@ def test_pad_is_eos_and_no_pad(tiny_tokenizer) -> None:
 
 
 def test_stop_tokens_against_the_model_folder(tiny_tokenizer, tiny_model_dir, tmp_path) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     # In memory: only the tokenizer's EOS (<eos>) is known, and gemma turns end with <end_of_turn>.
     alone = run_checks(tiny_tokenizer("gemma"), [ONE])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import run_cli
-from workbench.checks import run_checks
+from workbench.checks.run import run_checks
 from workbench.records import Finding
 
 SYSTEM = {"role": "system", "content": "Be brief."}
@@ -30,14 +30,14 @@ def by_code(report, code: str) -> Finding:
 
 
 def ids(rows: list[list[dict]]) -> list[str]:
-    from workbench.checks import _as_rows
+    from workbench.checks.run import _as_rows
 
     return sorted(set(_as_rows(rows)[1]))
 
 
 @pytest.fixture(scope="module")
 def qwen(fixtures_dir: Path):
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     return load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")
 
@@ -93,7 +93,7 @@ def test_llama31_and_gemma2_double_bos_when_retokenized(tiny_model_dir, fixtures
     # The vendor templates write `bos_token` themselves. The tiny llama3/gemma families carry exactly
     # those BOS tokens (<|begin_of_text|>, <bos>) as specials and add them on encode, as the real
     # Llama-3.1 and gemma-2 tokenizers do; the fixtures hold no such tokenizer (llama2's BOS is <s>).
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir(family, model=False), template=fixtures_dir / "templates" / name)
     report = run_checks(tok, [ONE, MULTI])
@@ -107,7 +107,7 @@ def test_llama31_template_on_a_llama2_sentencepiece_tokenizer(tmp_path: Path, fi
     # The SentencePiece model alone adds no BOS; a tokenizer_config with add_bos_token makes it a
     # Llama-2 tokenizer. The Llama-3.1 template then writes <s> (its bos_token) and the tokenizer adds
     # another, and its <|eot_id|> is no token of this vocabulary at all.
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     shutil.copy(fixtures_dir / "tokenizers" / "llama2" / "tokenizer.model", tmp_path)
     assert "no_chat_template" in codes(run_checks(load_tokenizer(tmp_path), [ONE]))
@@ -121,7 +121,7 @@ def test_llama31_template_on_a_llama2_sentencepiece_tokenizer(tmp_path: Path, fi
 
 
 def test_gemma2_rejects_system_turns_and_unalternating_roles(tiny_model_dir, fixtures_dir: Path) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir("gemma", model=False), template=fixtures_dir / "templates" / "google-gemma-2-2b-it.jinja")
     twice = [TURN1[0], TURN1[0], TURN1[1]]
@@ -133,7 +133,7 @@ def test_gemma2_rejects_system_turns_and_unalternating_roles(tiny_model_dir, fix
 
 
 def test_mistral_nemo_moves_the_system_prompt(fixtures_dir: Path) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(
         fixtures_dir / "tokenizers" / "mistral-v3", template=fixtures_dir / "templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja"
@@ -148,7 +148,7 @@ def test_mistral_nemo_moves_the_system_prompt(fixtures_dir: Path) -> None:
 
 
 def test_phi3_gguf_turns_end_where_generation_does_not_stop(fixtures_dir: Path) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(fixtures_dir / "tokenizers" / "phi-3" / "ggml-vocab-phi-3.gguf")
     report = run_checks(tok, ROWS)

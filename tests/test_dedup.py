@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.dedup_gen import conversations, corpus, jaccard_py
-from workbench import minhash as mh
-from workbench.decontam import AgainstItem, AgainstSet, load_against, reason_for
+from workbench.dedup import minhash as mh
+from workbench.dedup.decontam import AgainstItem, AgainstSet, load_against, reason_for
 from workbench.dedup import DedupConfig, apply_overrides, dedup, write_outputs
 from workbench.errors import WorkbenchError
 from workbench.records import Conversation, Message, Source
@@ -301,7 +301,7 @@ def test_overrides_and_write_outputs(tmp_path: Path, planted) -> None:  # type: 
 
 
 def test_interrupted_write_leaves_earlier_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import workbench.dedup as dd
+    import workbench.dedup.engine as dd
 
     kept, removed = tmp_path / "k.jsonl", tmp_path / "r.jsonl"
     kept.write_text("old kept\n")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench import evalresults
-from workbench import evaluate as ev
-from workbench.compare import compare
+from workbench.eval import results as evalresults
+from workbench.eval import run as ev
+from workbench.eval.paired import compare
 from workbench.errors import WorkbenchError
-from workbench.evaltasks import prepare_tasks
+from workbench.eval.tasks import prepare_tasks
 
 GSM8K = "data/gsm8k/test.jsonl"
 HELDOUT = [

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.export import atomic_text, format_for, write_conversations
+from workbench.data.export import format_for, write_conversations
+from workbench.outputs import atomic_text
 from workbench.records import Conversation, Message, Source
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench import formats
-from workbench.formats import FORMATS, RowError, detect, from_canonical, normalise_role, remap, to_canonical
+from workbench.data import formats
+from workbench.data.formats import FORMATS, RowError, detect, from_canonical, normalise_role, remap, to_canonical
 from workbench.records import Message
 
 text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench import ingest
+from workbench.data import ingest
 from workbench.errors import UsageError, WorkbenchError
-from workbench.formats import from_canonical
+from workbench.data.formats import from_canonical
 from workbench.records import Conversation, Message, Reject
 
 DATA = Path(__file__).resolve().parent / "data" / "ingest"

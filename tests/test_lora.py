@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from workbench import lora  # noqa: E402
+from workbench.train import lora  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.recipe import LoraConfig  # noqa: E402
 
@@ -123,7 +123,7 @@ def test_hybrid_mamba_blocks_get_projections_never_ssm_parameters(kind: str) -> 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from workbench import tiny
+    from workbench.train import tiny
 
     return tiny.build(tmp_path_factory.mktemp("tiny") / "chatml", "chatml")
 

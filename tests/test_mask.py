@@ -1,10 +1,12 @@
-"""workbench.mask: the supervised ids are exactly each answer plus its end-of-turn token, derived two ways, verified."""
+"""workbench.template.mask: the supervised ids are exactly each answer plus its end-of-turn token, derived two ways, verified."""
 
 from __future__ import annotations
 
 import pytest
 
-from workbench import mask, tiny
+from workbench.template import batch, mask
+
+from workbench.train import tiny
 from workbench.records import Conversation, Message, Rendered, Source
 
 SYSTEM = {"role": "system", "content": "Be brief."}
@@ -70,7 +72,7 @@ def test_chatml_newline_after_im_end_is_not_trained(tiny_tokenizer) -> None:
 
 
 def test_real_qwen_fixture_tags_agree_with_diff(fixtures_dir) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     folder = fixtures_dir / "tokenizers" / "qwen2.5"
     trl = load_tokenizer(folder, template=fixtures_dir / "templates" / "trl-qwen2_5_training.jinja")
@@ -90,7 +92,7 @@ def test_real_qwen_fixture_tags_agree_with_diff(fixtures_dir) -> None:
 
 
 def test_non_prefix_preserving_templates_fall_back(fixtures_dir) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     folder = fixtures_dir / "tokenizers" / "qwen2.5"
     nemo = load_tokenizer(folder, template=fixtures_dir / "templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja")
@@ -154,7 +156,7 @@ def test_template_error_on_one_row_does_not_stop_the_others(tiny_tokenizer) -> N
         [CONV[0]],  # nothing to train
         CONV,
     ]
-    out = list(mask.render_many(tok, rows, workers=1, batch_size=2))
+    out = list(batch.render_many(tok, rows, workers=1, batch_size=2))
     assert [r.index for r in out] == [0, 1, 2, 3, 4]
     assert out[0].ok and out[4].ok and out[0].id == rows[0].id
     assert "System role not supported" in out[1].error
@@ -173,14 +175,14 @@ def test_render_many_matches_single_and_pool(tiny_tokenizer) -> None:
     rows += [[{"role": "user", "content": u}, {"role": "assistant", "content": u + " → " + u}] for u in UNICODE]
     single = [mask.render_and_mask(tok, r) for r in rows]
     for workers in (1, 2):
-        many = list(mask.render_many(tok, rows, workers=workers, batch_size=3))
+        many = list(batch.render_many(tok, rows, workers=workers, batch_size=3))
         assert [m.rendered.input_ids for m in many] == [s.rendered.input_ids for s in single]
         assert [m.rendered.labels for m in many] == [s.rendered.labels for s in single]
         assert [m.problems for m in many] == [s.problems for s in single]
 
 
 def test_fast_offsets_match_the_tokenizers(tiny_tokenizer, fixtures_dir) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     texts = [f"<|im_start|>user\n{u}<|im_end|>\n<|im_start|>assistant\n{u} x{u}<|im_end|>\n" for u in UNICODE]
     for tok in (tiny_tokenizer("chatml"), load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")):
@@ -201,7 +203,7 @@ def test_max_length_truncates_and_still_verifies(tiny_tokenizer) -> None:
     tok = tiny_tokenizer("chatml")
     whole = mask.render_and_mask(tok, CONV)
     n = whole.rendered.assistant_spans[-1][0] + 2  # cut inside the last answer
-    res = list(mask.render_many(tok, [CONV], max_length=n, workers=1))[0]
+    res = list(batch.render_many(tok, [CONV], max_length=n, workers=1))[0]
     assert len(res.rendered.input_ids) == n and res.length == len(whole.rendered.input_ids)
     assert res.problems == [] and any("truncated" in note for note in res.notes)
 
@@ -209,11 +211,11 @@ def test_max_length_truncates_and_still_verifies(tiny_tokenizer) -> None:
 def test_no_chat_template_is_an_error_per_row(tiny_tokenizer) -> None:
     tok = tiny_tokenizer("chatml", chat_template=False)
     assert "no chat template" in mask.render_and_mask(tok, CONV).error
-    assert all("no chat template" in r.error for r in mask.render_many(tok, [CONV, CONV]))
+    assert all("no chat template" in r.error for r in batch.render_many(tok, [CONV, CONV]))
 
 
 def test_end_of_turn_ids(tiny_tokenizer, fixtures_dir) -> None:
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = tiny_tokenizer("gemma")
     assert set(tok.convert_ids_to_tokens(mask.end_of_turn_ids(tok))) == {"<eos>", "<end_of_turn>"}

@@ -70,7 +70,7 @@ def test_demo_end_to_end_then_noop(in_repo: Path, tmp_path: Path) -> None:
 def test_template_edit_reruns_check_and_after(in_repo: Path, tmp_path: Path) -> None:
     first = pipeline.run(demo(tmp_path), until="check")
     assert statuses(first) == {"ingest": "ran", "dedup": "ran", "check": "ran", "train": "pending", "eval": "pending", "report": "pending"}
-    template = (REPO / "workbench" / "templates" / "chatml.jinja").read_text()
+    template = (REPO / "workbench" / "template" / "jinja" / "chatml.jinja").read_text()
     edited = tmp_path / "edited.jinja"
     edited.write_text(template.replace("<|im_start|>assistant", "<|im_start|>assistant", 1) + "\n{#- edited -#}")
     second = pipeline.run(demo(tmp_path, f"model.template={edited}"), until="check")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import plan
+from workbench.train import plan
 from workbench.errors import WorkbenchError
 
 LLAMA2_7B = {

@@ -1,4 +1,4 @@
-"""workbench.pretrain: the demo base trains from scratch, its loss falls, it reloads as a plain HF model, and it is cached."""
+"""workbench.train.pretrain: the demo base trains from scratch, its loss falls, it reloads as a plain HF model, and it is cached."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import pretrain
+from workbench.train import pretrain
 from workbench.errors import WorkbenchError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import evalresults
-from workbench.compare import compare, item_flips, mcnemar, z_test
+from workbench.eval import results as evalresults
+from workbench.eval.paired import compare, item_flips, mcnemar, z_test
 from workbench.errors import WorkbenchError
-from workbench.evalresults import (
+from workbench.eval.results import (
     EvalResults,
     Generation,
     Heldout,
@@ -23,7 +23,7 @@ from workbench.evalresults import (
     Sample,
     TaskResult,
 )
-from workbench.report import write_report
+from workbench.report.markdown import write_report
 
 GOLDEN = Path(__file__).parent / "data" / "report"
 UPDATE = os.environ.get("WORKBENCH_UPDATE_GOLDEN") == "1"
@@ -69,7 +69,7 @@ def run_result(passes: dict[str, set[int]], n: dict[str, int], *, adapter: bool,
         tasks=tasks,
         samples=samples,
         heldout=Heldout(path="runs/golden/heldout.jsonl", rows=20, skipped=0, tokens=812, loss=loss, perplexity=math.exp(loss),
-                        loss_on="assistant tokens (workbench.mask, end-of-turn included)"),
+                        loss_on="assistant tokens (workbench.template.mask, end-of-turn included)"),
         generations=[
             Generation(id="g1", prompt="Name a primary colour.", target="Red.", output="Red." if adapter else "red red red"),
             Generation(id="g2", prompt="What is 3 + 4?", target="7", output="7" if adapter else "```\n34\n```"),
@@ -258,7 +258,7 @@ def test_cli_report(golden_run: Path, tmp_path: Path) -> None:
 
 
 def test_task_config_hash_ignores_where_data_lies_and_function_addresses(tmp_path: Path) -> None:
-    from workbench.evalresults import config_hash
+    from workbench.eval.results import config_hash
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text('{"q": 1}\n')

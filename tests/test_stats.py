@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from tests.test_cli import run_cli
-from workbench import stats
+from workbench.data import stats
 from workbench.records import Conversation, Message, Source
 
 
@@ -76,7 +76,7 @@ def test_stats_cli_json_on_shipped_demo(tmp_path: Path) -> None:
 
 
 def test_token_columns_match_the_mask(tiny_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    from workbench.mask import render_and_mask
+    from workbench.template.mask import render_and_mask
 
     tok = tiny_tokenizer("chatml")
     convs = CONVS[:2]

@@ -1,4 +1,4 @@
-"""workbench.template: loading tokenizers (folder, GGUF, hub name), template overrides, renders, stop-token facts."""
+"""workbench.template.chat: loading tokenizers (folder, GGUF, hub name), template overrides, renders, stop-token facts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""workbench.tiny: tiny family tokenizers train in-process, carry their specials, and survive a save/reload."""
+"""workbench.train.tiny: tiny family tokenizers train in-process, carry their specials, and survive a save/reload."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workbench import tiny
+from workbench.train import tiny
 from workbench.errors import WorkbenchError
 
 CONV = [

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from workbench import recipe as rc  # noqa: E402
-from workbench import train as tr  # noqa: E402
+from workbench.train import trainer as tr  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.records import Conversation, Message, Source  # noqa: E402
 
@@ -102,7 +102,7 @@ def loader_batch(tmp_path: Path, *overrides: str) -> tuple[Any, Any, tr.Prepared
     r = make(tmp_path, *overrides)
     plat = tr.detect(r)
     path = tr.model_path(r.model)
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(path)
     data = tr.prepare(r, tok, convs(24))
@@ -112,8 +112,8 @@ def loader_batch(tmp_path: Path, *overrides: str) -> tuple[Any, Any, tr.Prepared
 
 
 def test_the_trainer_sees_exactly_the_mask_modules_labels(tmp_path: Path) -> None:
-    from workbench.mask import render_and_mask
-    from workbench.template import load_tokenizer
+    from workbench.template.mask import render_and_mask
+    from workbench.template.tokenizer import load_tokenizer
 
     trainer, batch, data = loader_batch(tmp_path)
     tok = load_tokenizer(tr.model_path(make(tmp_path).model))
@@ -181,7 +181,7 @@ def test_early_stopping_when_eval_loss_rises(tmp_path: Path) -> None:
     train_rows = convs(60, answer="yes yes yes yes")
     held = convs(8, answer="no no no no", start=300)
     r = make(tmp_path, "train.max_steps=40", "train.eval_every=2", "train.early_stopping_patience=2", "data.heldout=held.jsonl")
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tr.model_path(r.model))
     data = tr.prepare(r.model_copy(update={"data": r.data.model_copy(update={"heldout": None})}), tok, train_rows, held)
@@ -199,7 +199,7 @@ def test_four_bit_nf4_path(tmp_path: Path) -> None:
 
     r = make(tmp_path, "quant.load_in_4bit=true", "train.max_steps=4", "train.eval_every=2")
     data = tr.Prepared(train=[], eval=[])
-    from workbench.template import load_tokenizer
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tr.model_path(r.model))
     data = tr.prepare(r, tok, convs(16), convs(4, start=200))
@@ -249,8 +249,8 @@ def test_unsloth_backend_on_cuda(tmp_path: Path) -> None:
 def test_generation_config_gains_the_end_of_turn_token(tmp_path: Path) -> None:
     from transformers import GenerationConfig
 
-    from workbench import trainlog
-    from workbench.template import load_tokenizer
+    from workbench.train import log as trainlog
+    from workbench.template.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tr.model_path(make(tmp_path).model))
     im_end, eot_text = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
@@ -270,7 +270,7 @@ def test_cli_train_with_overrides(tmp_path: Path) -> None:
     import sys
 
     res = subprocess.run(
-        [sys.executable, "-m", "workbench", "train", str(REPO / "recipes" / "demo-cpu.yaml"), "train.max_steps=2",
+        [sys.executable, "-m", "workbench", "train", str(REPO / "recipes" / "demo-cpu.yaml"), "train.max_steps=2", "model.name=tiny:chatml",
          "train.eval_every=null", "data.limit=16", "--run-dir", str(tmp_path / "cli"), "--json"],
         capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ},
     )

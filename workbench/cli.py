@@ -71,12 +71,12 @@ def ingest(
     """
     import json
 
-    from workbench import ingest as ing
+    from workbench.data import ingest_to
     from workbench.console import err, progress
     from workbench.console.ingest import render_summary
 
     with progress("ingesting") as update:
-        report = ing.ingest_to(inputs, output, format=format, mapping=parse_map(map), rejects_path=rejects,
+        report = ingest_to(inputs, output, format=format, mapping=parse_map(map), rejects_path=rejects,
                                output_format=output_format, on_progress=update)  # fmt: skip
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -99,37 +99,36 @@ def stats(
     """Per-example statistics: turns, roles, characters, and with --model tokens and trained tokens."""
     import json
 
-    from workbench import ingest
-    from workbench import stats as st
+    from workbench import data as wd
     from workbench.console import err, out, progress
     from workbench.console.stats import render_summary
 
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
     with progress("reading") as update:
-        data = ingest.load(paths, format=format, mapping=parse_map(map), on_progress=update)
+        data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update)
     tokenizer = None
     if model:
         from workbench.template import load_tokenizer
 
         tokenizer = load_tokenizer(model, template=template)
     with progress("tokenising", total=len(data.conversations)) as update:
-        df = st.frame(data.conversations, tokenizer=tokenizer, max_length=max_length, on_progress=update)
-    summary = st.summary(df, max_length=max_length)
+        df = wd.frame(data.conversations, tokenizer=tokenizer, max_length=max_length, on_progress=update)
+    summary = wd.summary(df, max_length=max_length)
     summary["rows_read"] = data.rows_read
     summary["rejected"] = len(data.rejects)
     col = "tokens" if tokenizer is not None else "chars"
     if plot:
-        st.plot(df, plot, max_length=max_length)
+        wd.plot(df, plot, max_length=max_length)
     if frame_out:
-        from workbench.export import atomic_path
+        from workbench.outputs import atomic_path
 
         with atomic_path(frame_out) as tmp:
             (df.write_csv if str(frame_out).endswith(".csv") else df.write_parquet)(tmp)
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    render_summary(out, summary, st.histogram(df[col], bins=12, clip=0.99), col)
+    render_summary(out, summary, wd.histogram(df[col], bins=12, clip=0.99), col)
     if data.rejects:
         err.print(f"{len(data.rejects)} of {data.rows_read} rows rejected (see `workbench ingest` for the side file)")
     if plot:
@@ -160,8 +159,8 @@ def mask(
     """
     import json
 
-    from workbench import ingest
-    from workbench import mask as mk
+    from workbench import data as wd
+    from workbench import template as mk
     from workbench.console import out
     from workbench.console.mask import render_all
     from workbench.template import load_tokenizer
@@ -170,7 +169,7 @@ def mask(
         raise UsageError(f"--strategy {strategy!r} is not one of {', '.join(mk.STRATEGIES)}")
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
-    data = ingest.load(paths, format=format, mapping=parse_map(map))
+    data = wd.load(paths, format=format, mapping=parse_map(map))
     rows = mk.pick(data.conversations, index=index, id=id, limit=limit)
     tokenizer = load_tokenizer(model, template=template)
     items = mk.inspect(tokenizer, rows, strategy=strategy, train_eot=not no_eot, max_length=max_length)
@@ -233,11 +232,11 @@ def plan(
     """
     import json
 
-    from workbench import plan as pl
+    from workbench.train import METHODS, estimate
     from workbench.console.train import render_plan
 
-    methods = tuple(method) if method else pl.METHODS
-    p = pl.estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer)
+    methods = tuple(method) if method else METHODS
+    p = estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer)
     if as_json:
         print(json.dumps(p.to_dict(), indent=2))
         return
@@ -260,7 +259,7 @@ def merge(
     adapter's generation_config (with the end-of-turn stop token) are saved with the model.
     """
     from workbench.console import err
-    from workbench.lora import merge as do_merge
+    from workbench.train import merge as do_merge
 
     if dtype not in ("bfloat16", "float16", "float32"):
         raise UsageError(f"--dtype {dtype!r} is not bfloat16, float16 or float32")
@@ -342,7 +341,7 @@ def check(
     """
     import json
 
-    from workbench import ingest
+    from workbench import data as wd
     from workbench.checks import check_options, run_checks
     from workbench.console import err, out, progress
     from workbench.console.check import render_report
@@ -350,7 +349,7 @@ def check(
 
     check_options(strategy=strategy, max_length=max_length, fail_on=fail_on)
     with progress("reading") as update:
-        data = ingest.load(paths, format=format, mapping=parse_map(map), on_progress=update)
+        data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update)
     tokenizer = load_tokenizer(model, template=template)
     with progress("checking", total=len(data.conversations)) as update:
         report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
@@ -432,9 +431,8 @@ def eval_(
 
     import yaml
 
-    from workbench import evalresults
-    from workbench import evaluate as ev
-    from workbench.compare import compare
+    from workbench.eval import SCHEMA, Settings, compare, evaluate_pair, evaluate_run
+    from workbench.eval import save as save_results
     from workbench.console import err, out
     from workbench.console.evaluate import render_comparison, render_single
 
@@ -450,22 +448,22 @@ def eval_(
                                    "gen_kwargs": gen_kwargs, "seed": seed, "device": device}.items() if v is not None}  # fmt: skip
         if heldout:
             extra["heldout"] = str(heldout)
-        base, adapted, dest = ev.evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
+        base, adapted, dest = evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
                                               data=data_map, allow_online=online, on_progress=say, generations=generations, batch_size=bs, **extra)  # fmt: skip
     else:
         if not model:
             raise UsageError("give a RUN_DIR, or --model (and --adapter)", "workbench eval runs/x  or  workbench eval --model BASE --adapter runs/x/adapter --tasks gsm8k_local")
         if not task_list and not heldout:
             raise UsageError("--tasks names nothing to run", "e.g. --tasks gsm8k_local,heldout")
-        settings = ev.Settings(tasks=task_list or [], limit=_limit(limit), num_fewshot=num_fewshot, apply_chat_template=chat_template,
+        settings = Settings(tasks=task_list or [], limit=_limit(limit), num_fewshot=num_fewshot, apply_chat_template=chat_template,
                                system_instruction=system, gen_kwargs=gen_kwargs, seed=seed if seed is not None else 1234, batch_size=bs,
                                device=device, heldout=str(heldout) if heldout else None, generations=generations)  # fmt: skip
-        runs = ev.evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
+        runs = evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
                                 data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=say)  # fmt: skip
         base, adapted = runs[0], (runs[1] if adapter else None)
-        dest = evalresults.save(output, base, adapted) if output else None
+        dest = save_results(output, base, adapted) if output else None
     if as_json:
-        print(json.dumps({"schema": evalresults.SCHEMA, "base": base.to_dict(), "adapter": adapted.to_dict() if adapted else None}, sort_keys=True))
+        print(json.dumps({"schema": SCHEMA, "base": base.to_dict(), "adapter": adapted.to_dict() if adapted else None}, sort_keys=True))
     elif adapted is not None:
         render_comparison(out, compare(base, adapted))
     else:

@@ -24,3 +24,9 @@ class UsageError(WorkbenchError):
     """A command-line usage mistake (bad flag value, conflicting options): exit code 2."""
 
     exit_code = 2
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's first line of text (its type name when it has none), for one-line error messages."""
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]

@@ -129,7 +129,7 @@ class _Run:
         return self.dir.joinpath(*parts)
 
     def save_state(self) -> None:
-        from workbench.export import atomic_text
+        from workbench.outputs import atomic_text
 
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_text(self.p(STATE)) as fh:
@@ -146,7 +146,7 @@ class _Run:
             spec = self.recipe.model
             on_progress = None
             if spec.name.startswith("tiny-pretrained:"):
-                from workbench import pretrain
+                from workbench.train import pretrain
 
                 family = spec.name.split(":", 1)[1] or "chatml"
                 if pretrain.cached(pretrain.default_dir(family, spec.tiny or None)) is None and self.hooks.message:
@@ -292,7 +292,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from workbench.export import atomic_text
+    from workbench.outputs import atomic_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_text(path) as fh:
@@ -301,26 +301,26 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _load(path: Path) -> list[Any]:
-    from workbench import ingest
+    from workbench import data as wd
 
-    return ingest.load([path]).conversations
+    return wd.load([path]).conversations
 
 
 # --- stages ---------------------------------------------------------------------------------------
 
 
 def stage_ingest(r: _Run, **_: Any) -> dict[str, Any]:
-    from workbench import ingest
+    from workbench import data as wd
 
     d = r.recipe.data
     if not d.sources:
         raise WorkbenchError("the recipe names no training data", "set data.sources: [file.jsonl, ...]")
-    rep = ingest.ingest_to(d.sources, r.p("data", "ingested.jsonl"), format=d.format, mapping=d.mapping or None,
+    rep = wd.ingest_to(d.sources, r.p("data", "ingested.jsonl"), format=d.format, mapping=d.mapping or None,
                            rejects_path=r.p("data", "rejects.jsonl"), on_progress=r.progress("ingest"))  # fmt: skip
     summary = rep.to_dict()
     counts = {"read": rep.read, "written": rep.written, "rejected": rep.rejected}
     if isinstance(d.heldout, str):
-        held = ingest.ingest_to([d.heldout], r.p("heldout.jsonl"), format=d.format, mapping=d.mapping or None,
+        held = wd.ingest_to([d.heldout], r.p("heldout.jsonl"), format=d.format, mapping=d.mapping or None,
                                 rejects_path=r.p("data", "heldout.rejects.jsonl"))  # fmt: skip
         summary["heldout"] = {"file": d.heldout, "read": held.read, "written": held.written, "rejected": held.rejected}
         counts["heldout"] = held.written
@@ -330,10 +330,9 @@ def stage_ingest(r: _Run, **_: Any) -> dict[str, Any]:
 
 def stage_dedup(r: _Run, **_: Any) -> dict[str, Any]:
     from workbench import dedup as dd
-    from workbench.dedup_io import summary as dedup_summary
-    from workbench.dedup_io import write_outputs
-    from workbench.decontam import load_against
-    from workbench.export import write_conversations
+    from workbench.data import write_conversations
+    from workbench.dedup import load_against, write_outputs
+    from workbench.dedup import summary as dedup_summary
 
     rc, d = r.recipe.dedup, r.recipe.data
     convs = _load(r.p("data", "ingested.jsonl"))
@@ -371,21 +370,22 @@ def _reasons(removed: list[Any]) -> dict[str, int]:
 
 
 def stage_check(r: _Run, **_: Any) -> dict[str, Any]:
-    from workbench import stats as st
+    from workbench import data as wd
     from workbench.checks import run_checks
-    from workbench.export import write_conversations, write_jsonl
+    from workbench.data import write_conversations
+    from workbench.outputs import write_jsonl
 
     rec = r.recipe
     tok = r.tokenizer()
     convs = _load(r.p("data", "deduped.jsonl"))
     max_len = rec.model.max_length
-    df = st.frame(convs, tokenizer=tok, max_length=max_len, on_progress=r.progress("check"))
+    df = wd.frame(convs, tokenizer=tok, max_length=max_len, on_progress=r.progress("check"))
     too_long = set(df.filter(df["tokens"] > max_len)["id"].to_list())
     kept = [c for c in convs if c.id not in too_long]
     write_jsonl(r.p("data", "too_long.jsonl"),
                 (c.to_dict() | {"removed": {"reason": "too_long", "detail": f"over model.max_length={max_len} tokens"}}
                  for c in convs if c.id in too_long))  # fmt: skip
-    summary = st.summary(df, max_length=max_len) | {"too_long_removed": len(too_long)}
+    summary = wd.summary(df, max_length=max_len) | {"too_long_removed": len(too_long)}
     _write_json(r.p("stats.json"), summary)
     report = run_checks(tok, kept, model_dir=r.model_path(), max_length=max_len, strategy=rec.mask.strategy)
     _write_json(r.p("check.json"), report.to_dict())
@@ -418,7 +418,7 @@ def stage_train(r: _Run, *, resume: bool = False) -> dict[str, Any]:
 
 
 def stage_eval(r: _Run, **_: Any) -> dict[str, Any]:
-    from workbench.evaluate import evaluate_run
+    from workbench.eval import evaluate_run
 
     # evaluate reports progress as messages ("base: demo-quantity ..."), not counts
     base, adapted, path = evaluate_run(r.dir, on_progress=r.hooks.message)

@@ -52,7 +52,7 @@ class ModelConfig(Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     """Weights dtype when not quantised: auto is bf16 on a GPU that has it, else fp16 on CUDA, fp32 on CPU."""
     tiny: dict[str, Any] = Field(default_factory=dict)
-    """Options for the `tiny:`/`tiny-pretrained:` model (hidden, layers, heads, kv_heads, vocab_size, ...); see workbench.tiny.build."""
+    """Options for the `tiny:`/`tiny-pretrained:` model (hidden, layers, heads, kv_heads, vocab_size, ...); see workbench.train.tiny.build."""
     attn_implementation: str | None = None
     """Attention kernel passed to from_pretrained (sdpa, eager, flash_attention_2); None lets transformers choose."""
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_open_filter_open_example_token_view(in_data: Path, tiny_dir: Path) -> None:
-    from workbench.mask import IGNORE, render_and_mask
+    from workbench.template.mask import IGNORE, render_and_mask
     from workbench.tui.screens.dataset import DatasetScreen
     from workbench.tui.screens.example import ExampleScreen
     from workbench.tui.widgets.token_view import TokenView
@@ -121,7 +121,8 @@ async def test_keep_drop_undo_and_save(in_data: Path, tmp_path: Path) -> None:
 
 async def test_export_matches_dedup_write_outputs(in_data: Path, tmp_path: Path) -> None:
     """Saving from the app writes byte for byte what dedup.write_outputs writes for the same decisions."""
-    from workbench import dedup, ingest
+    from workbench import dedup
+    from workbench.data import ingest
 
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workbench import ingest
+from workbench.data import ingest
 from workbench.records import Conversation, Reject
-from workbench.rowindex import RowIndex
+from workbench.data.rowindex import RowIndex
 
 
 def _write(path: Path, lines: list[str], *, bom: bool = False, crlf: bool = False, last_newline: bool = True) -> Path:
@@ -50,5 +50,5 @@ def test_search_and_progress(tmp_path: Path) -> None:
 
 
 def test_core_does_not_import_textual() -> None:
-    code = "import sys, workbench.rowindex; assert 'textual' not in sys.modules and 'rich' not in sys.modules"
+    code = "import sys, workbench.data.rowindex; assert 'textual' not in sys.modules and 'rich' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from workbench.dedup_io import DedupRun
+from workbench.dedup import DedupRun
 
 REASON_STYLE = {"exact": "cyan", "near": "blue", "contaminated": "bold red", "leaked": "red", "manual": "magenta"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}

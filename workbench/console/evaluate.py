@@ -5,8 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from workbench.compare import Comparison
-from workbench.evalresults import EvalResults
+from workbench.eval import Comparison, EvalResults
 
 
 def _p(p: float | None) -> str:

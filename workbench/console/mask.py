@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from workbench.mask import IGNORE, MaskResult
+from workbench.template import IGNORE, MaskResult
 from workbench.records import Conversation
 
 if TYPE_CHECKING:

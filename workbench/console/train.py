@@ -13,9 +13,7 @@ from rich.table import Table
 from workbench.console import err, out
 
 if TYPE_CHECKING:
-    from workbench.plan import Plan
-    from workbench.train import TrainResult
-    from workbench.trainlog import TrainEvent
+    from workbench.train import Plan, TrainEvent, TrainResult
 
 
 @contextlib.contextmanager
@@ -112,7 +110,7 @@ def render_plan(plan: Plan) -> None:
     out.print(t)
     err.print(
         "GB = 10^9 bytes; ckpt = gradient checkpointing; extra = CUDA context and allocator slack. "
-        "An estimate from config.json (the arithmetic is in workbench/plan.py).",
+        "An estimate from config.json (the arithmetic is in workbench/train/plan.py).",
         highlight=False,
     )
 

@@ -32,19 +32,19 @@ class MemoryRows:
     """Rows read whole by ``ingest.stream`` (CSV, Parquet, JSON, several files, HF dirs)."""
 
     def __init__(self, paths: Sequence[str], *, format: str | None = None, mapping: Mapping[str, str] | None = None) -> None:
-        from workbench import ingest
+        from workbench import data as wd
 
         self.name = ", ".join(paths)
         self.items: list[Conversation | Reject] = []
         self.complete = False
         self._args = (list(paths), format, dict(mapping or {}))
-        ingest.stream(*self._args[:1], format=format, mapping=mapping)  # checks the inputs now, before any screen
+        wd.stream(*self._args[:1], format=format, mapping=mapping)  # checks the inputs now, before any screen
 
     def load(self, on_progress: ProgressFn | None = None, stop: StopFn | None = None) -> None:
-        from workbench import ingest
+        from workbench import data as wd
 
         paths, format, mapping = self._args
-        for n, item in enumerate(ingest.stream(paths, format=format, mapping=mapping, on_progress=on_progress), 1):
+        for n, item in enumerate(wd.stream(paths, format=format, mapping=mapping, on_progress=on_progress), 1):
             self.items.append(item)
             if stop is not None and n % 4096 == 0 and stop():
                 return
@@ -79,11 +79,11 @@ class MemoryRows:
 def open_rows(paths: Sequence[str | os.PathLike[str]], *, format: str | None = None,
               mapping: Mapping[str, str] | None = None) -> Rows:  # fmt: skip
     """A lazy index for one JSONL file; an in-memory reader for everything else. Raises WorkbenchError."""
-    from workbench.rowindex import RowIndex
+    from workbench.data import RowIndex
 
     names = [os.fspath(p) for p in paths]
     if len(names) == 1 and Path(names[0]).suffix.lower() in (".jsonl", ".ndjson", ".jsonlines"):
-        from workbench.ingest import stream
+        from workbench.data import stream
 
         stream(names, format=format, mapping=mapping)  # the same checks and messages ingest gives
         return RowIndex(names[0], format=format, mapping=mapping)  # type: ignore[return-value]

@@ -160,7 +160,7 @@ class Session:
 
     def scan(self, stop: StopFn | None = None) -> None:
         """Pass 1 over every row: turns, characters, roles, rejects and content lint codes."""
-        from workbench.lint import RULES, lint
+        from workbench.data import RULES, lint
 
         rows = self.rows
         assert rows is not None
@@ -193,7 +193,7 @@ class Session:
 
     def tokenise(self, stop: StopFn | None = None) -> None:
         """Pass 2: render and mask every row with the tokenizer; tokens, trained tokens, EOS and length flags."""
-        from workbench.mask import end_of_turn_ids, render_and_mask, trained_runs
+        from workbench.template import end_of_turn_ids, render_and_mask, trained_runs
 
         tok, rows = self.tokenizer, self.rows
         assert tok is not None and rows is not None

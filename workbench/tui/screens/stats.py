@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
 from workbench.records import ROLES
-from workbench.stats import describe, histogram
+from workbench.data import describe, histogram
 from workbench.tui.messages import DataChanged
 from workbench.tui.session import NO_EOS, OVER, REJECT, RENDER_ERROR, ZERO, Session
 from workbench.tui.widgets.job_bar import JobBar

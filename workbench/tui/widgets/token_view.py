@@ -17,7 +17,7 @@ from workbench.console.mask import (  # noqa: E402
     piece,
     special_ids,
 )
-from workbench.mask import IGNORE, MaskResult
+from workbench.template import IGNORE, MaskResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,16 @@
+"""The text of a conversation that dedup compares: the whole conversation, its prompt side or its response side."""
+
+from __future__ import annotations
+
+from workbench.records import Conversation
+
+VIEWS = ("conversation", "prompt", "response")
+
+_ALL_TURNS = frozenset({"user", "assistant", "tool"})
+_VIEW_ROLES = {"prompt": frozenset({"user", "tool"}), "response": frozenset({"assistant"})}
+
+
+def text_view(conv: Conversation, on: str) -> str:
+    """The text of ``conv`` that ``--on`` compares."""
+    roles = _VIEW_ROLES.get(on, _ALL_TURNS)
+    return "\n".join([m.content for m in conv.messages if m.role in roles])

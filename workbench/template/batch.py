@@ -1,0 +1,265 @@
+"""Render, mask and verify many conversations (batched, across processes), and pick rows for the `mask` command."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from workbench.template.mask import (
+    IGNORE,
+    MaskResult,
+    _assemble,
+    _bodies,
+    _check_strategy,
+    _Context,
+    _context,
+    _verify,
+    render_and_mask,
+    trained_runs,
+)
+from workbench.records import Conversation
+from workbench.template.chat import ConversationLike, TemplateError, messages_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+# --- many conversations -----------------------------------------------------------------------
+
+_WORKER_CTX: _Context | None = None
+
+
+def _mask_batch(
+    ctx: _Context,
+    items: list[tuple[int, str | None, list[dict[str, Any]]]],
+    strategy: str,
+    train_eot: bool,
+    max_length: int | None,
+    check: bool,
+) -> list[MaskResult]:
+    results: list[MaskResult] = []
+    todo: list[tuple[MaskResult, list[dict[str, Any]], str, list[tuple[int, int]]]] = []
+    for index, cid, msgs in items:
+        res = MaskResult(None, index=index, id=cid)
+        results.append(res)
+        try:
+            full, gen = ctx.renderer.render(msgs, spans=True)
+        except TemplateError as e:
+            res.error = e.message
+            continue
+        todo.append((res, msgs, full, gen))
+    if not todo:
+        return results
+    all_ids, all_offsets = ctx.encode_many([t[2] for t in todo])
+    tags = ctx.renderer.has_tags
+    for (res, msgs, full, gen), ids, off in zip(todo, all_ids, all_offsets):
+        _assemble(ctx, msgs, full, gen if tags else None, ids, off, strategy, train_eot, max_length, res)
+    if not check:
+        return results
+    # One decode call for every trained region of the batch.
+    done = [(res, msgs) for res, msgs, _, _ in todo if res.rendered is not None]
+    parts = [_bodies(ctx, r.rendered.input_ids, trained_runs(r.rendered.labels), train_eot)[0] for r, _ in done]  # type: ignore[union-attr]
+    flat = ctx.decode_many([b for p in parts for b in p])
+    at = 0
+    for (res, msgs), p in zip(done, parts):
+        texts, at = flat[at : at + len(p)], at + len(p)
+        truncated = max_length is not None and res.length > max_length
+        res.problems.extend(_verify(ctx, msgs, res.rendered, strategy, train_eot, truncated, texts))  # type: ignore[arg-type]
+    return results
+
+
+def _worker_init(tokenizer: PreTrainedTokenizerBase) -> None:
+    global _WORKER_CTX
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER_CTX = _Context(tokenizer)
+
+
+def _worker_run(args: tuple[Any, ...]) -> list[MaskResult]:
+    assert _WORKER_CTX is not None
+    results = _mask_batch(_WORKER_CTX, *args)
+    for res in results:  # labels follow from ids and spans: half the bytes to send back
+        if res.rendered is not None:
+            res.rendered.labels = None  # type: ignore[assignment]
+    return results
+
+
+def _relabel(results: list[MaskResult]) -> list[MaskResult]:
+    for res in results:
+        r = res.rendered
+        if r is not None and r.labels is None:
+            labels = [IGNORE] * len(r.input_ids)
+            for a, b in r.assistant_spans:
+                labels[a:b] = r.input_ids[a:b]
+            r.labels = labels
+    return results
+
+
+def render_many(
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Iterable[ConversationLike],
+    *,
+    strategy: str = "assistant",
+    train_eot: bool = True,
+    max_length: int | None = None,
+    check: bool = True,
+    workers: int | None = None,
+    batch_size: int = 256,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Iterator[MaskResult]:
+    """``render_and_mask`` (and ``verify``) over a stream, in input order; each row's error stays in its result.
+
+    Rows are tokenised in batches; with ``workers`` > 1 (default: the CPUs this process may use,
+    at most 8) batches run in a process pool. ``progress(done, None)`` is called per batch.
+    """
+    _check_strategy(strategy)
+    try:
+        ctx = _context(tokenizer)
+    except TemplateError as e:
+        for i, conv in enumerate(conversations):
+            yield MaskResult(None, error=e.message, index=i, id=conv.id if isinstance(conv, Conversation) else None)
+        return
+    if workers is None:
+        workers = min(8, _cpu_count())
+    batches = _batches(conversations, batch_size)
+    head: list[list[tuple[int, str | None, list[dict[str, Any]]]]] = []
+    if workers > 1:  # a pool pays off only past a few batches per worker
+        for batch in batches:
+            head.append(batch)
+            if len(head) > 2 * workers:
+                break
+        if len(head) <= 2 * workers:
+            workers = 1
+    batches = itertools.chain(head, batches)
+    done = 0
+    if workers <= 1:
+        for batch in batches:
+            for res in _mask_batch(ctx, batch, strategy, train_eot, max_length, check):
+                yield res
+            done += len(batch)
+            if progress:
+                progress(done, None)
+        return
+    yield from _pooled(tokenizer, batches, workers, (strategy, train_eot, max_length, check), progress)
+
+
+def _pooled(
+    tokenizer: PreTrainedTokenizerBase,
+    batches: Iterator[list[tuple[int, str | None, list[dict[str, Any]]]]],
+    workers: int,
+    opts: tuple[Any, ...],
+    progress: Callable[[int, int | None], None] | None,
+) -> Iterator[MaskResult]:
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork shares the loaded tokenizer with the workers for free; the Rust pool must not be live across it
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    done = 0
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init, initargs=(tokenizer,)) as pool:
+        pending: deque[Any] = deque()
+        for batch in batches:
+            pending.append((len(batch), pool.submit(_worker_run, (batch, *opts))))
+            if len(pending) >= workers * 3:  # bounded read-ahead keeps memory flat on long streams
+                n, fut = pending.popleft()
+                yield from _relabel(fut.result())
+                done += n
+                if progress:
+                    progress(done, None)
+        while pending:
+            n, fut = pending.popleft()
+            yield from _relabel(fut.result())
+            done += n
+            if progress:
+                progress(done, None)
+
+
+def _batches(conversations: Iterable[ConversationLike], size: int) -> Iterator[list[tuple[int, str | None, list[dict[str, Any]]]]]:
+    batch: list[tuple[int, str | None, list[dict[str, Any]]]] = []
+    for i, conv in enumerate(conversations):
+        batch.append((i, conv.id if isinstance(conv, Conversation) else None, messages_of(conv)))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# --- inspection (the `mask` command) ----------------------------------------------------------
+
+
+def pick(
+    conversations: Sequence[Conversation], *, index: int | None = None, id: str | None = None, limit: int = 5
+) -> list[tuple[int, Conversation]]:
+    """The rows to show: one by 0-based ``index`` or by ``id`` (a unique prefix is enough), else the first ``limit``."""
+    from workbench.errors import UsageError
+
+    if index is not None and id is not None:
+        raise UsageError("give --index or --id, not both")
+    if index is not None:
+        if not 0 <= index < len(conversations):
+            raise UsageError(f"--index {index} is out of range: {len(conversations)} conversation(s) were read")
+        return [(index, conversations[index])]
+    if id is not None:
+        hits = [(i, c) for i, c in enumerate(conversations) if c.id.startswith(id)]
+        if not hits:
+            raise UsageError(f"--id {id!r} matches no conversation")
+        if len({c.id for _, c in hits}) > 1:
+            raise UsageError(f"--id {id!r} matches {len(hits)} conversations; give more of it")
+        return hits[:1]
+    if limit <= 0:
+        raise UsageError(f"--limit must be positive, got {limit}")
+    return list(enumerate(conversations[:limit]))
+
+
+def inspect(
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[tuple[int, Conversation]],
+    *,
+    strategy: str = "assistant",
+    train_eot: bool = True,
+    max_length: int | None = None,
+) -> list[tuple[int, Conversation, MaskResult]]:
+    """Render, mask and verify the picked rows (index in the input, conversation, result)."""
+    out = []
+    for i, conv in rows:
+        res = render_and_mask(tokenizer, conv, strategy=strategy, train_eot=train_eot, max_length=max_length)
+        res.index = i
+        out.append((i, conv, res))
+    return out
+
+
+def result_dict(tokenizer: PreTrainedTokenizerBase, conv: Conversation | None, res: MaskResult) -> dict[str, Any]:
+    """A JSON-ready view of one result: ids, tokens and labels per position, plus what was found."""
+    d: dict[str, Any] = {
+        "index": res.index,
+        "id": res.id or (conv.id if conv is not None else None),
+        "source": str(conv.source) if conv is not None else None,
+        "error": res.error,
+        "derivation": res.derivation if res.rendered is not None else None,
+        "agree": res.agree,
+        "problems": res.problems,
+        "notes": res.notes,
+    }
+    if res.rendered is not None:
+        r = res.rendered
+        d.update(
+            input_ids=r.input_ids,
+            tokens=[str(t) for t in tokenizer.convert_ids_to_tokens(r.input_ids)],
+            labels=r.labels,
+            assistant_spans=[list(s) for s in r.assistant_spans],
+            trained=r.trained_count,
+            length=res.length,
+        )
+    return d
