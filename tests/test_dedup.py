@@ -296,7 +296,7 @@ def test_overrides_and_write_outputs(tmp_path: Path, planted) -> None:  # type: 
     rem = [json.loads(x) for x in removed.read_text().splitlines()]
     assert len(rem) == final.counts["removed"] and {r["removed"]["reason"] for r in rem} >= {"manual", "near", "exact"}
     assert all(set(r["removed"]) >= {"reason", "cluster", "kept_id", "similarity", "against_file", "against_item"} for r in rem)
-    with pytest.raises(WorkbenchError, match="refusing to overwrite"):
+    with pytest.raises(WorkbenchError, match="is the input"):
         write_outputs(res, kept, removed, protect=[kept])
 
 
@@ -373,7 +373,7 @@ def test_cli_dry_run_writes_only_the_report(data_dir: Path) -> None:
 
 def test_cli_errors(data_dir: Path) -> None:
     res = run_cli("data.jsonl", "-o", "data.jsonl", cwd=data_dir)
-    assert res.returncode == 1 and "refusing to overwrite input" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "is the input" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("data.jsonl", "--on", "everything", cwd=data_dir)
     assert res.returncode == 2 and "--on" in res.stderr
     res = run_cli("missing.jsonl", cwd=data_dir)

@@ -261,9 +261,9 @@ def test_output_is_trl_ready_jsonl(tmp_path: Path) -> None:
 def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
     p = write_jsonl(tmp_path / "a.jsonl", [from_canonical(CHATS[0], "messages")])
     before = p.read_bytes()
-    with pytest.raises(WorkbenchError, match="also an input"):
+    with pytest.raises(WorkbenchError, match="is the input"):
         ingest.ingest_to([p], tmp_path / "." / "a.jsonl")
-    with pytest.raises(WorkbenchError, match="also an input"):
+    with pytest.raises(WorkbenchError, match="is the input"):
         ingest.ingest_to([p], tmp_path / "o.jsonl", rejects_path=p)
     assert p.read_bytes() == before
 

@@ -100,11 +100,14 @@ def stats(
     import json
 
     from workbench import data as wd
-    from workbench.console import err, out, progress
+    from workbench.console import err, out, progress, say
     from workbench.console.stats import render_summary
+
+    from workbench.outputs import guard
 
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
+    guard([("--frame", frame_out), ("--plot", plot)], [*paths, template])
     with progress("reading") as update:
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update)
     tokenizer = None
@@ -130,9 +133,9 @@ def stats(
         return
     render_summary(out, summary, wd.histogram(df[col], bins=12, clip=0.99), col)
     if data.rejects:
-        err.print(f"{len(data.rejects)} of {data.rows_read} rows rejected (see `workbench ingest` for the side file)")
+        say(err, f"{len(data.rejects)} of {data.rows_read} rows rejected (see `workbench ingest` for the side file)")
     if plot:
-        err.print(f"wrote {plot}")
+        say(err, f"wrote {plot}")
 
 
 @app.command()
@@ -201,6 +204,9 @@ def train(
     from workbench.train import train as run_training
 
     r = rc.load(recipe, overrides or [])
+    from workbench.pipeline import guard_run
+
+    guard_run(r, run_dir or r.resolved_run_dir(), recipe)
     from transformers.utils import logging as hf_logging
 
     from workbench.console import quiet_libraries
@@ -258,9 +264,11 @@ def merge(
     With several adapters, PEFT's add_weighted_adapter combines them first. The tokenizer and the
     adapter's generation_config (with the end-of-turn stop token) are saved with the model.
     """
-    from workbench.console import err
+    from workbench.console import err, say
+    from workbench.outputs import guard
     from workbench.train import merge as do_merge
 
+    guard([("-o", output)], [*adapters, base])
     if dtype not in ("bfloat16", "float16", "float32"):
         raise UsageError(f"--dtype {dtype!r} is not bfloat16, float16 or float32")
     ws = None
@@ -270,7 +278,7 @@ def merge(
         except ValueError:
             raise UsageError(f"--weights {weights!r} is not a comma-separated list of numbers") from None
     path = do_merge(adapters, output, base=base, weights=ws, combination=combination, density=density, dtype=dtype)
-    err.print(f"wrote {path}", highlight=False)
+    say(err, f"wrote {path}")
 
 
 @app.command()
@@ -343,7 +351,7 @@ def check(
 
     from workbench import data as wd
     from workbench.checks import check_options, run_checks
-    from workbench.console import err, out, progress
+    from workbench.console import err, out, progress, say
     from workbench.console.check import render_report
     from workbench.template import load_tokenizer
 
@@ -358,7 +366,7 @@ def check(
     else:
         render_report(out, report, fail_on)
         if data.rejects:
-            err.print(f"{len(data.rejects)} of {data.rows_read} rows rejected by ingest (see `workbench ingest` for the side file)")
+            say(err, f"{len(data.rejects)} of {data.rows_read} rows rejected by ingest (see `workbench ingest` for the side file)")
     if report.fails(fail_on):
         sys.exit(1)  # typer.Exit would be returned, not raised, under standalone_mode=False
 
@@ -433,14 +441,18 @@ def eval_(
 
     from workbench.eval import SCHEMA, Settings, compare, evaluate_pair, evaluate_run
     from workbench.eval import save as save_results
-    from workbench.console import err, out
+    from workbench.console import err, out, say
     from workbench.console.evaluate import render_comparison, render_single
+
+    from workbench.outputs import guard
 
     gen_kwargs = {k: yaml.safe_load(v) for k, v in parse_map(gen).items()} if gen else None
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     data_map = parse_map(data) if data else None
+    run_files = [run_dir / n for n in ("recipe.yaml", "run.json", "adapter", "heldout.jsonl")] if run_dir else []
+    guard([("-o", output)], [*run_files, adapter, model, heldout, *(data_map or {}).values(), *(include or [])])
     bs: int | str = int(batch_size) if batch_size.isdigit() else batch_size
-    say = lambda msg: err.print(f"[dim]{msg}[/]")  # noqa: E731
+    note = lambda msg: say(err, msg, style="dim")  # noqa: E731
     if run_dir is not None:
         if model or adapter:
             raise UsageError("give RUN_DIR or --model/--adapter, not both")
@@ -449,7 +461,7 @@ def eval_(
         if heldout:
             extra["heldout"] = str(heldout)
         base, adapted, dest = evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
-                                              data=data_map, allow_online=online, on_progress=say, generations=generations, batch_size=bs, **extra)  # fmt: skip
+                                              data=data_map, allow_online=online, on_progress=note, generations=generations, batch_size=bs, **extra)  # fmt: skip
     else:
         if not model:
             raise UsageError("give a RUN_DIR, or --model (and --adapter)", "workbench eval runs/x  or  workbench eval --model BASE --adapter runs/x/adapter --tasks gsm8k_local")
@@ -459,7 +471,7 @@ def eval_(
                                system_instruction=system, gen_kwargs=gen_kwargs, seed=seed if seed is not None else 1234, batch_size=bs,
                                device=device, heldout=str(heldout) if heldout else None, generations=generations)  # fmt: skip
         runs = evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
-                                data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=say)  # fmt: skip
+                                data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=note)  # fmt: skip
         base, adapted = runs[0], (runs[1] if adapter else None)
         dest = save_results(output, base, adapted) if output else None
     if as_json:
@@ -469,7 +481,7 @@ def eval_(
     else:
         render_single(out, base)
     if dest is not None:
-        err.print(f"wrote {dest}")
+        say(err, f"wrote {dest}")
 
 
 @app.command()
@@ -480,11 +492,11 @@ def report(
 ) -> None:
     """Write the run's report: verdict, before/after table, per-item flips, held-out loss and samples,
     data card, training curves and reproducibility details (markdown + PNG)."""
-    from workbench.console import err
+    from workbench.console import err, say
     from workbench.report import write_report
 
     dest = write_report(run_dir, output, results=results)
-    err.print(f"wrote {dest}")
+    say(err, f"wrote {dest}")
 
 
 @app.command()
@@ -522,7 +534,7 @@ def run(
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would flood a log file
     with run_display() as hooks:
-        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks)
+        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks, recipe_file=recipe)
     if as_json:
         print(json.dumps(pipeline.as_dict(result), indent=2, default=str))
         return

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -114,6 +115,34 @@ def tokenizer_key(tokenizer: Any) -> str:
 
 # --- the run --------------------------------------------------------------------------------------
 
+RUN_FILES = (STATE, "run.json", "recipe.yaml")  # a folder holding one of these is a run directory
+
+
+def guard_run(recipe: Recipe, run_dir: Path, recipe_file: str | Path | None = None) -> None:
+    """Refuse, before any work, a run directory or report path that would overwrite what workbench did
+    not write: the run directory must be new, empty or a run directory, and hold none of the inputs;
+    the report may not replace an input or a folder."""
+    from workbench.outputs import check_folder, guard
+
+    d = recipe.data
+    inputs: list[Any] = [*d.sources, d.heldout if isinstance(d.heldout, str) else None, *recipe.dedup.against,
+                         recipe.model.template, recipe_file]  # fmt: skip
+    check_folder(run_dir, "run_dir", owned_if=RUN_FILES)
+    real = Path(os.path.realpath(run_dir))
+    for item in inputs:
+        if item is None or not os.path.lexists(str(item)):
+            continue
+        where = Path(os.path.realpath(str(item)))
+        if where == real or real in where.parents:
+            raise UsageError(f"run_dir {run_dir} holds the input {item}; a run writes its own files there",
+                             "give the run a folder of its own (run_dir), apart from its data")  # fmt: skip
+        if where in real.parents:
+            raise UsageError(f"run_dir {run_dir} is inside the input {item}", "give the run a folder outside its data")
+    if recipe.report.path:
+        guard([("report.path", recipe.report.path)], [*inputs, *(run_dir / n for n in ("eval.json", "run.json", "recipe.yaml", "adapter"))])
+        if Path(os.path.realpath(recipe.report.path)) == real:
+            raise UsageError(f"report.path {recipe.report.path} is the run directory", "name a markdown file, e.g. reports/run.md")
+
 
 class _Run:
     def __init__(self, recipe: Recipe, run_dir: Path, hooks: Hooks) -> None:
@@ -129,9 +158,9 @@ class _Run:
         return self.dir.joinpath(*parts)
 
     def save_state(self) -> None:
-        from workbench.outputs import atomic_text
+        from workbench.outputs import atomic_text, mark_folder
 
-        self.dir.mkdir(parents=True, exist_ok=True)
+        mark_folder(self.dir)
         with atomic_text(self.p(STATE)) as fh:
             json.dump(self.state, fh, indent=2, sort_keys=True)
 
@@ -194,6 +223,7 @@ def run(
     start_from: str | None = None,
     force: bool = False,
     hooks: Hooks | None = None,
+    recipe_file: str | Path | None = None,
 ) -> RunResult:
     """Run the recipe's stages in order; skip those whose key and outputs are already in the run dir.
 
@@ -210,6 +240,7 @@ def run(
         raise UsageError(f"--from {start_from} comes after --until {until}")
     hooks = hooks or Hooks()
     run_dir = recipe.resolved_run_dir()
+    guard_run(recipe, run_dir, recipe_file)
     r = _Run(recipe, run_dir, hooks)
     keys = r.keys()
     records = [StageRecord(name) for name in STAGES]

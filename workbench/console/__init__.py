@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from workbench.errors import WorkbenchError
+from workbench.printable import visible
 
 out = Console(soft_wrap=True)  # data and results
 err = Console(stderr=True)  # messages, progress, errors
@@ -18,12 +20,16 @@ ProgressFn = Callable[[int, "int | None"], None]
 
 
 def print_error(e: WorkbenchError) -> None:
-    from rich.markup import escape
-
-    # user text such as "[#SPLIT]" or "{{name}}" must print as written, not as markup
-    err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
+    """``error: message`` and ``hint: ...`` on stderr: text as written (never markup), control
+    characters escaped, and never wrapped, so a log keeps each on one line."""
+    err.print(Text("error: ", style="bold red") + Text(visible(e.message)), highlight=False, soft_wrap=True)
     if e.hint:
-        err.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False)
+        err.print(Text("hint: ", style="yellow") + Text(visible(e.hint)), highlight=False, soft_wrap=True)
+
+
+def say(console: Console, text: str, style: str = "") -> None:
+    """Print a line that holds paths or data: no markup read from it, control characters escaped, not wrapped."""
+    console.print(Text(visible(text), style=style), highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Any, Union
 
 from workbench.errors import UsageError
 from workbench.data.export import format_for, write_conversations
-from workbench.outputs import atomic_text
+from workbench.outputs import atomic_text, guard
 from workbench.data.formats import FORMATS, SCHEMAS, RowError, detect, remap
 from workbench.data.content import Linter
 from workbench.data.readers import DETECT_ROWS, FIELDS, Item, _parts, _resolve
@@ -236,13 +236,6 @@ def default_rejects_path(output: PathLike) -> Path:
     return out.with_name(f"{stem}.rejects.jsonl")
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def ingest_to(
     paths: PathLike | Iterable[PathLike],
     output: PathLike,
@@ -262,12 +255,7 @@ def ingest_to(
     s = stream(paths, format=format, mapping=mapping, on_progress=on_progress)
     out_path = Path(os.fspath(output))
     rej_path = Path(os.fspath(rejects_path)) if rejects_path else default_rejects_path(output)
-    for src in s.inputs:
-        for target, what in ((out_path, "output"), (rej_path, "rejects file")):
-            if src.path is not None and _same(src.path, target):
-                raise UsageError(f"the {what} {target} is also an input", "write to a new path; inputs are never overwritten")
-    if _same(out_path, rej_path):
-        raise UsageError(f"the output and the rejects file are both {out_path}", "pass a different --rejects path")
+    guard([("output", out_path), ("rejects file", rej_path)], [src.path for src in s.inputs])
     linter, by_reason, first = Linter(), Counter[str](), {}
     with atomic_text(rej_path) as rejects_fh:
 

@@ -47,13 +47,6 @@ def apply_overrides(result: DedupResult, overrides: Mapping[int, str]) -> DedupR
     return replace(result, kept=kept, removed=removed, kept_rows=kept_rows, counts=counts)  # type: ignore[arg-type]
 
 
-def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    try:
-        return os.path.realpath(a) == os.path.realpath(b)
-    except OSError:
-        return False
-
-
 def write_outputs(
     result: DedupResult,
     kept_path: str | os.PathLike[str],
@@ -68,14 +61,9 @@ def write_outputs(
     temporary names and renamed only when both are complete. Paths in ``protect`` (the inputs) are
     never overwritten. Returns the result as written."""
     from workbench.data.export import format_for, write_conversations
-    from workbench.outputs import atomic_path, write_jsonl
+    from workbench.outputs import atomic_path, guard, write_jsonl
 
-    for out in (kept_path, removed_path):
-        for p in protect:
-            if _same_file(out, p):
-                raise WorkbenchError(f"refusing to overwrite input {p}", "choose another -o/--removed path")
-    if _same_file(kept_path, removed_path):
-        raise UsageError("the kept and removed outputs are the same file", "give -o and --removed different paths")
+    guard([("kept output", kept_path), ("removed output", removed_path)], protect)
     final = apply_overrides(result, overrides or {})
     kind = format_for(kept_path, fmt)
     with atomic_path(kept_path) as tmp_kept, atomic_path(removed_path) as tmp_removed:
@@ -183,10 +171,11 @@ def run_files(
     removed_path = Path(removed) if removed else removed_default
     rejects_path = ingest.default_rejects_path(kept_path)
     protect = [*inputs, *against]
-    for out in [kept_path, removed_path, rejects_path, *([report] if report else [])]:
-        for p in protect:
-            if _same_file(out, p):
-                raise WorkbenchError(f"refusing to overwrite input {p}", "choose another -o/--removed/--report path")
+    from workbench.outputs import guard
+
+    # every output is checked before the long read, so a bad path fails at once
+    writes = [] if dry_run else [("-o", kept_path), ("--removed", removed_path), ("rejects file", rejects_path)]
+    guard([*writes, ("--report", report)], protect)
     sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
     with progress("reading") as update:
         data = ingest.load(list(inputs), format=format, mapping=mapping, on_progress=update)

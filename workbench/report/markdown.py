@@ -33,6 +33,7 @@ from workbench.eval.results import EvalResults
 from workbench.eval.results import load as load_results
 from workbench.report.figures import before_after_figure, loss_figure
 
+READS = ("eval.json", "recipe.yaml", "run.json", "train_log.json", "ingest.json", "dedup.json", "check.json", "stats.json", "adapter")
 EXAMPLES = 3  # flip examples shown per direction
 CLIP = 400  # characters of a prompt or answer shown
 
@@ -42,7 +43,7 @@ def write_report(
 ) -> Path:
     """Write the markdown report for ``run_dir`` to ``out_path`` (default: the recipe's report.path, else
     RUN_DIR/report.md) and its figures beside it; ``results`` replaces RUN_DIR/eval.json. Returns the path."""
-    from workbench.outputs import atomic_text
+    from workbench.outputs import atomic_text, guard
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -50,6 +51,9 @@ def write_report(
     if out_path is None:
         out_path = (_recipe(run / "recipe.yaml").get("report") or {}).get("path") or run / "report.md"
     out = Path(out_path)
+    stem = out.name.rsplit(".", 1)[0]
+    figures = [("figure", out.with_name(f"{stem}-{kind}.png")) for kind in ("before-after", "loss")]
+    guard([("report", out), *figures], [*(run / name for name in READS), results])
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(run, out, results=Path(results) if results else None)
     with atomic_text(out) as fh:

@@ -1,0 +1,198 @@
+"""Hardening, at the command line: nothing lost (outputs never destroy inputs or foreign folders),
+nothing executed (templates from data are sandboxed), every fault one clean error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run_cli
+
+
+def _rows(n: int = 6) -> str:
+    return "".join(
+        json.dumps({"messages": [{"role": "user", "content": f"question number {i} about apples"},
+                                 {"role": "assistant", "content": f"answer {i}: pears and plums"}]}) + "\n"
+        for i in range(n)
+    )  # fmt: skip
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _clean_refusal(res, *words: str) -> None:  # type: ignore[no-untyped-def]
+    assert res.returncode in (1, 2), res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("error: "), res.stderr
+    for w in words:
+        assert w in res.stderr, res.stderr
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "mydata"
+    d.mkdir()
+    (d / "train.jsonl").write_text(_rows())
+    (d / "notes.txt").write_text("my notes")
+    return d
+
+
+# --- 1. outputs that named an existing folder deleted it -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ingest", "{d}/train.jsonl", "-o", "{d}"],
+        ["dedup", "{d}/train.jsonl", "-o", "{d}"],
+        ["dedup", "{d}/train.jsonl", "--removed", "{d}"],
+        ["dedup", "{d}/train.jsonl", "--report", "{d}"],
+        ["stats", "{d}/train.jsonl", "--frame", "{d}"],
+        ["stats", "{d}/train.jsonl", "--plot", "{d}"],
+    ],
+    ids=["ingest-o", "dedup-o", "dedup-removed", "dedup-report", "stats-frame", "stats-plot"],
+)
+def test_an_output_naming_a_folder_of_the_user_s_is_refused_and_the_folder_survives(folder: Path, args: list[str]) -> None:
+    before = _tree(folder.parent)
+    res = run_cli(*[a.format(d=folder) for a in args])
+    _clean_refusal(res, str(folder))
+    assert _tree(folder.parent) == before
+
+
+@pytest.mark.parametrize("flag", ["--frame", "--plot"])
+def test_stats_never_overwrites_its_input(folder: Path, flag: str) -> None:
+    src = folder / "train.jsonl"
+    before = src.read_bytes()
+    res = run_cli("stats", str(src), flag, str(src))
+    _clean_refusal(res, "is the input")
+    assert src.read_bytes() == before
+
+
+def test_ingest_output_inside_a_save_to_disk_input_is_refused(tmp_path: Path) -> None:
+    from workbench.data import write_conversations
+    from workbench.records import Conversation, Message, Source
+
+    ds = tmp_path / "ds"
+    write_conversations(ds, [Conversation.make([Message("user", "q"), Message("assistant", "a")], Source("x.jsonl", 1))], "hf")
+    before = _tree(tmp_path)
+    res = run_cli("ingest", str(ds), "-o", str(ds / "clean.jsonl"))
+    _clean_refusal(res, "inside the input")
+    assert _tree(tmp_path) == before
+
+
+def test_ingest_may_replace_an_hf_folder_it_wrote(tmp_path: Path) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    out = tmp_path / "hfout"
+    assert run_cli("ingest", str(src), "-o", str(out)).returncode == 0
+    res = run_cli("ingest", str(src), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    import datasets
+
+    assert len(datasets.load_from_disk(str(out))) == 6
+
+
+def test_a_symlinked_output_pointing_at_an_input_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    (tmp_path / "out.jsonl").symlink_to(src)
+    res = run_cli("ingest", str(src), "-o", str(tmp_path / "out.jsonl"))
+    _clean_refusal(res, "is the input")
+    assert src.read_text() == _rows()
+
+
+@pytest.mark.parametrize("flag", ["--removed", "--report", "-o"])
+def test_dedup_outputs_equal_to_an_input_are_refused(tmp_path: Path, flag: str) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    res = run_cli("dedup", str(src), flag, str(src))
+    _clean_refusal(res, "is the input")
+    assert src.read_text() == _rows()
+
+
+def test_dedup_against_file_is_an_input_too(tmp_path: Path) -> None:
+    src, ev = tmp_path / "a.jsonl", tmp_path / "eval.jsonl"
+    src.write_text(_rows())
+    ev.write_text(_rows(2))
+    res = run_cli("dedup", str(src), "--against", str(ev), "--removed", str(ev))
+    _clean_refusal(res, "is the input")
+    assert ev.read_text() == _rows(2)
+
+
+def test_report_to_a_folder_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    keep = tmp_path / "somedir"
+    keep.mkdir()
+    (keep / "thesis.tex").write_text("years of work")
+    res = run_cli("report", str(run), "-o", str(keep))
+    _clean_refusal(res, str(keep))
+    assert (keep / "thesis.tex").read_text() == "years of work"
+    res = run_cli("report", str(run), "-o", str(run / "run.json"))
+    _clean_refusal(res, "is the input")
+
+
+def test_a_recipe_s_report_path_naming_a_folder_stops_the_run_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text(_rows())
+    keep = tmp_path / "docs"
+    keep.mkdir()
+    (keep / "index.md").write_text("mine")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data:\n  sources: [{tmp_path / 'train.jsonl'}]\nmodel:\n  name: tiny:chatml\n"
+                      f"run_dir: {tmp_path / 'run'}\nreport:\n  path: {keep}\n")  # fmt: skip
+    res = run_cli("run", str(recipe))
+    _clean_refusal(res, "report.path", str(keep))
+    assert (keep / "index.md").read_text() == "mine"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_holding_the_data_or_foreign_files_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "proj"
+    data.mkdir()
+    (data / "train.jsonl").write_text(_rows())
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data:\n  sources: [{data / 'train.jsonl'}]\nmodel:\n  name: tiny:chatml\nrun_dir: {data}\n")
+    res = run_cli("run", str(recipe), "--until", "ingest")
+    _clean_refusal(res, "run_dir")
+    assert sorted(p.name for p in data.iterdir()) == ["train.jsonl"]
+
+
+# --- 11. every output path is checked before any work --------------------------------------------
+
+
+def test_dedup_same_path_twice_fails_before_reading(tmp_path: Path) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    res = run_cli("dedup", str(src), "-o", str(tmp_path / "x.jsonl"), "--removed", str(tmp_path / "x.jsonl"))
+    _clean_refusal(res, "-o and --removed are the same path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]
+
+
+def test_ingest_output_equal_to_rejects_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    res = run_cli("ingest", str(src), "-o", str(tmp_path / "x.jsonl"), "--rejects", str(tmp_path / "x.jsonl"))
+    _clean_refusal(res, "same path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]
+
+
+# --- 2. templates from task files run sandboxed ---------------------------------------------------
+
+
+def test_dedup_against_a_hostile_task_yaml_runs_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    (tmp_path / "test.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    task = tmp_path / "evil.yaml"
+    task.write_text(
+        f"task: evil\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tmp_path / 'test.jsonl'}\n"
+        "doc_to_text: \"{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}\"\n"
+    )
+    res = run_cli("dedup", str(src), "--against", str(task), cwd=tmp_path)
+    _clean_refusal(res, "evil.yaml", "unsafe template refused")
+    assert res.returncode == 1
+    assert not (tmp_path / "PWNED").exists()
