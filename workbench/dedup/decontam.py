@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 
 SPLIT_WORDS = frozenset({"train", "training", "val", "valid", "validation", "dev", "split"})
 TASK_SUFFIXES = (".yaml", ".yml")
+MAX_RENDER = 1_000_000  # the most characters (or items) a task template may build by repetition
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,27 +158,52 @@ def _task_files(cfg: dict[str, Any], task: Path) -> tuple[str, list[Path]]:
 
 
 def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """An eval data file's rows; a row that cannot be read is one error naming the file and line."""
     suffix = path.suffix.lower()
-    out: list[tuple[str, dict[str, Any]]] = []
-    if suffix in {".jsonl", ".ndjson"}:
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    out.append((f"{path}:{n}", json.loads(line)))
-    elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data = data.get("data", data) if isinstance(data, dict) else data
-        out = [(f"{path}[{i}]", r) for i, r in enumerate(data)]
-    elif suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as fh:
-            out = [(f"{path}:{i + 2}", dict(r)) for i, r in enumerate(csv.DictReader(fh))]
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
+    out: list[tuple[str, Any]] = []
+    try:
+        if suffix in {".jsonl", ".ndjson"}:
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        out.append((f"{path}:{n}", _json_row(line, f"{path}:{n}")))
+        elif suffix == ".json":
+            data = _json_row(path.read_text(encoding="utf-8"), str(path))
+            data = data.get("data", data) if isinstance(data, dict) else data
+            if not isinstance(data, list):
+                raise _bad_data(str(path), f"a JSON {type(data).__name__}, not a list of rows")
+            out = [(f"{path}[{i}]", r) for i, r in enumerate(data)]
+        elif suffix == ".csv":
+            with open(path, encoding="utf-8", newline="") as fh:
+                out = [(f"{path}:{i + 2}", dict(r)) for i, r in enumerate(csv.DictReader(fh))]
+        elif suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        out = [(f"{path}[{i}]", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
-    else:
-        raise WorkbenchError(f"cannot read eval data {path}", "use .jsonl, .json, .csv or .parquet data_files")
+            out = [(f"{path}[{i}]", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
+        else:
+            raise WorkbenchError(f"cannot read eval data {path}", "use .jsonl, .json, .csv or .parquet data_files")
+    except UnicodeDecodeError as e:
+        raise _bad_data(str(path), f"invalid UTF-8 at byte {e.start}") from None
+    except (csv.Error, OSError, ValueError) as e:  # pyarrow's errors for a corrupt file are among these
+        raise _bad_data(str(path), first_line(e)) from None
+    for where, row in out:
+        if not isinstance(row, dict):
+            raise _bad_data(where, f"a row must be an object, got {type(row).__name__}")
     return out
+
+
+def _json_row(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _bad_data(where, "JSON nested too deeply") from None
+    except ValueError as e:
+        detail = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+        raise _bad_data(where, f"malformed JSON ({detail})") from None
+
+
+def _bad_data(where: str, why: str) -> WorkbenchError:
+    return WorkbenchError(f"cannot read eval data {where}: {why}", "fix or remove that row of the task's data file")
 
 
 def _render(spec: Any, doc: dict[str, Any], env: Any) -> str:
@@ -192,16 +218,37 @@ def _render(spec: Any, doc: dict[str, Any], env: Any) -> str:
     return str(spec)
 
 
-def _load_task(path: Path, reason: str) -> AgainstSet:
-    import jinja2
+def sandbox() -> Any:
+    """The Jinja environment task templates render in: jinja2's immutable sandbox (as transformers uses for
+    chat templates), so a template from a task file reaches no Python internals and runs nothing; sizes
+    of repeated strings and powers are capped, so it cannot exhaust memory either."""
+    from jinja2 import FunctionLoader, StrictUndefined
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    cfg = _read_task_yaml(path)
-    split, files = _task_files(cfg, path)
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda source: source),  # templates compiled once, cached by text
-        undefined=jinja2.StrictUndefined,
+    class _Capped(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and isinstance(right, int) and abs(right) > 256:
+                raise SecurityError(f"exponent {right} is too large for a template")
+            if operator == "*":
+                seq, n = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RENDER:
+                    raise SecurityError("a repeated string or list too large for a template")
+            return super().call_binop(context, operator, left, right)
+
+    return _Capped(
+        loader=FunctionLoader(lambda source: source),  # templates compiled once, cached by text
+        undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+
+
+def _load_task(path: Path, reason: str) -> AgainstSet:
+    cfg = _read_task_yaml(path)
+    split, files = _task_files(cfg, path)
+    env = sandbox()
     notes = []
     if cfg.get("process_docs"):
         notes.append("process_docs is not applied: items are the raw rows")
@@ -211,8 +258,14 @@ def _load_task(path: Path, reason: str) -> AgainstSet:
             try:
                 prompt = _render(cfg.get("doc_to_text"), doc, env)
                 target = _render(cfg.get("doc_to_target"), doc, env)
-            except jinja2.TemplateError as e:
-                raise WorkbenchError(f"--against {path}: cannot render {where}: {e}") from None
+            except WorkbenchError:
+                raise
+            except Exception as e:  # a template from a task file may raise anything; the sandbox raises SecurityError
+                unsafe = type(e).__name__ == "SecurityError"
+                raise WorkbenchError(
+                    f"--against {path}: cannot render {where}: {'unsafe template refused: ' if unsafe else ''}{first_line(e)}",
+                    "doc_to_text/doc_to_target render in a sandbox: fields of the row and plain filters only",
+                ) from None
             items.append(AgainstItem(where, prompt.strip(), target.strip()))
     return AgainstSet(str(path), reason, items, notes)
 
