@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench.checks import CheckReport
+from workbench.printable import visible
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -22,7 +23,7 @@ def render_report(console: Console, report: CheckReport, fail_on: str = "error")
     console.print(head, highlight=False)
     facts = _facts_line(report.facts.get("template", {}))
     if facts:
-        console.print(Text(facts, style="dim"), highlight=False)
+        console.print(Text(visible(facts), style="dim"), highlight=False)
 
     if not report.findings:
         console.print(Text("no findings", style="bold green"))
@@ -33,9 +34,9 @@ def render_report(console: Console, report: CheckReport, fail_on: str = "error")
     table.add_column("rows", justify="right")
     table.add_column("what, examples, and what to do", overflow="fold")
     for f in report.findings:
-        body = Text(f.message)
+        body = Text(visible(f.message))
         if f.hint:
-            body.append(f"\n→ {f.hint}", style="green")
+            body.append(visible(f"\n→ {f.hint}"), style="green")
         rows = str(len(f.example_ids)) if f.example_ids else "-"
         table.add_row(Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")), Text(f.code, style="bold"), rows, body)
         table.add_row("", "", "", "")

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench.dedup import DedupRun
+from workbench.printable import visible
 
 REASON_STYLE = {"exact": "cyan", "near": "blue", "contaminated": "bold red", "leaked": "red", "manual": "magenta"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -54,7 +55,8 @@ def render_summary(console: Console, run: DedupRun) -> None:
         for k in top:
             preview = " ".join(text_view(k.kept, res.config.on).split())
             preview = preview if len(preview) <= PREVIEW else preview[: PREVIEW - 1] + "…"
-            clusters.add_row(str(k.id), str(k.size), Text(str(k.kept.source)), Text(preview))
+            source = visible(str(k.kept.source), newlines=False)
+            clusters.add_row(str(k.id), str(k.size), Text(source), Text(visible(preview, newlines=False)))
         console.print(clusters)
 
     if res.against:
@@ -63,25 +65,25 @@ def render_summary(console: Console, run: DedupRun) -> None:
         for name, justify in (("file", "left"), ("items", "right"), ("reason", "left"), ("rows removed", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for s in res.against:
-            table.add_row(Text(s.path), str(len(s.items)), Text(s.reason, style=REASON_STYLE[s.reason]), str(by_file.get(s.path, 0)))
+            table.add_row(Text(visible(s.path, newlines=False)), str(len(s.items)), Text(s.reason, style=REASON_STYLE[s.reason]), str(by_file.get(s.path, 0)))
         console.print(table)
         for s in res.against:
             for note in s.notes:
-                console.print(Text(f"note: {s.path}: {note}", style="yellow"))
+                console.print(Text(visible(f"note: {s.path}: {note}"), style="yellow"))
 
     for f in res.findings:
         body = Text(f"{f.severity}: ", style=SEVERITY_STYLE.get(f.severity, ""))
-        body.append(f"{f.code}: {f.message}")
+        body.append(visible(f"{f.code}: {f.message}"))
         if f.hint:
-            body.append(f"\n  hint: {f.hint}", style="dim")
+            body.append(visible(f"\n  hint: {f.hint}"), style="dim")
         console.print(body)
 
     if run.dry_run:
         console.print(Text("dry run: no kept/removed files written", style="yellow"))
     else:
-        out = Text(f"kept → {run.kept_path}\nremoved → {run.removed_path}", style="dim")
+        out = Text(visible(f"kept → {run.kept_path}\nremoved → {run.removed_path}"), style="dim")
         if run.rejects_path:
-            out.append(f"\nrejected → {run.rejects_path}")
+            out.append(visible(f"\nrejected → {run.rejects_path}"))
         console.print(out)
     if run.report_path:
-        console.print(Text(f"report → {run.report_path}", style="dim"))
+        console.print(Text(visible(f"report → {run.report_path}"), style="dim"))

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench.data import IngestReport
+from workbench.printable import visible
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 EXAMPLE_IDS = 3
@@ -16,9 +17,9 @@ def render_summary(console: Console, report: IngestReport) -> None:
     """The counts (read = written + rejected), per-file schema, rejects by reason and lint findings."""
     head = Text()
     head.append(f"read {report.read} rows", style="bold")
-    head.append(f": wrote {report.written} to {report.output} ({report.output_format})")
+    head.append(visible(f": wrote {report.written} to {report.output} ({report.output_format})"))
     head.append(f", rejected {report.rejected}", style="red" if report.rejected else "")
-    head.append(f" → {report.rejects_path}" if report.rejected else "")
+    head.append(visible(f" → {report.rejects_path}") if report.rejected else "")
     head.append(f"  [{report.seconds:.1f}s]", style="dim")
     console.print(head, highlight=False)
 
@@ -27,7 +28,7 @@ def render_summary(console: Console, report: IngestReport) -> None:
         files.add_column(name, justify=justify)  # type: ignore[arg-type]
     for name, counts in report.per_file.items():
         fmt = report.formats.get(name, "?")
-        files.add_row(Text(name), Text(fmt, style="red" if fmt == "unknown" else ""),
+        files.add_row(Text(visible(name, newlines=False)), Text(fmt, style="red" if fmt == "unknown" else ""),
                       str(counts["read"]), str(counts["written"]), str(counts["rejected"]))  # fmt: skip
     console.print(files)
 
@@ -39,7 +40,7 @@ def render_summary(console: Console, report: IngestReport) -> None:
         for reason, n in report.rejected_by_reason.items():
             first = next((r for r in report.reject_examples if r.reason == reason), None)
             where = (first.where() + (f" ({first.field})" if first.field else "")) if first else ""
-            reasons.add_row(reason, str(n), Text(where))
+            reasons.add_row(reason, str(n), Text(visible(where, newlines=False)))
         console.print(reasons)
 
     if report.findings:
@@ -49,9 +50,9 @@ def render_summary(console: Console, report: IngestReport) -> None:
         lint.add_column("finding")
         for f in report.findings:
             ids = ", ".join(f.example_ids[:EXAMPLE_IDS])
-            body = Text(f.message)
-            body.append(f"\ne.g. {ids}", style="dim")
+            body = Text(visible(f.message))
+            body.append(visible(f"\ne.g. {ids}"), style="dim")
             if f.hint:
-                body.append(f"\nhint: {f.hint}", style="dim")
-            lint.add_row(Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")), f.code, body)
+                body.append(visible(f"\nhint: {f.hint}"), style="dim")
+            lint.add_row(Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")), Text(f.code), body)
         console.print(lint)

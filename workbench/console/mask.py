@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from workbench.template import IGNORE, MaskResult
+from workbench.printable import visible
 from workbench.records import Conversation
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def piece(tokenizer: PreTrainedTokenizerBase, token_id: int, special: set[int]) 
     text = tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
     if "\ufffd" in text or text == "":
         text = str(tokenizer.convert_ids_to_tokens(token_id))
-    return "".join(WHITESPACE.get(ch, ch) for ch in text)
+    return visible("".join(WHITESPACE.get(ch, ch) for ch in text))  # an ESC in a token shows as \x1b
 
 
 def special_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
@@ -64,7 +65,7 @@ def header(conv: Conversation | None, result: MaskResult) -> Text:
     if result.id:
         head.append(f"  id {result.id}", style="cyan")
     if conv is not None:
-        head.append(f"  {conv.source}", style="dim")
+        head.append(visible(f"  {conv.source}", newlines=False), style="dim")
     if result.rendered is not None:
         r = result.rendered
         head.append(f"  {r.trained_count}/{len(r.input_ids)} tokens trained", style="bold")
@@ -81,7 +82,7 @@ def header(conv: Conversation | None, result: MaskResult) -> Text:
 def render_result(console: Console, tokenizer: PreTrainedTokenizerBase, conv: Conversation | None, result: MaskResult) -> None:
     console.print(header(conv, result), highlight=False)
     if result.error:
-        console.print(Text(f"  error: {result.error}", style="bold red"), highlight=False)
+        console.print(Text(visible(f"  error: {result.error}"), style="bold red"), highlight=False)
         return
     console.print(token_view(tokenizer, result), highlight=False, soft_wrap=True)
     r = result.rendered
@@ -90,9 +91,9 @@ def render_result(console: Console, tokenizer: PreTrainedTokenizerBase, conv: Co
             trained = tokenizer.decode(r.input_ids[a:b], skip_special_tokens=False, clean_up_tokenization_spaces=False)
             console.print(Text(f"  trained {n}: tokens {a}:{b} ", style="dim") + Text(repr(trained)), highlight=False)
     for p in result.problems:
-        console.print(Text(f"  problem: {p}", style="red"), highlight=False)
+        console.print(Text(visible(f"  problem: {p}"), style="red"), highlight=False)
     for note in result.notes:
-        console.print(Text(f"  note: {note}", style="cyan"), highlight=False)
+        console.print(Text(visible(f"  note: {note}"), style="cyan"), highlight=False)
     if result.ok:
         console.print(Text("  verified: trained tokens are exactly the assistant content + end-of-turn", style="green"), highlight=False)
 

@@ -17,12 +17,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from workbench.console import err, out
+from workbench.console import err, out, say
 from workbench.console.train import train_progress
 from workbench.pipeline import Hooks, RunResult, StageRecord
+from workbench.printable import visible
 
-MARK = {"ran": "[green]✓[/]", "skipped": "[cyan]=[/]", "failed": "[red]✗[/]", "off": "[dim]-[/]", "pending": "[dim]·[/]"}
+MARK = {"ran": ("✓", "green"), "skipped": ("=", "cyan"), "failed": ("✗", "red"), "off": ("-", "dim"), "pending": ("·", "dim")}
+
+
+def _mark(status: str) -> Text:
+    glyph, style = MARK.get(status, (status, ""))
+    return Text(glyph, style=style)
 
 
 @contextlib.contextmanager
@@ -52,8 +59,9 @@ def run_display(tty: bool | None = None) -> Iterator[Hooks]:
                 live["bar"], live["task"] = bar, bar.add_task(rec.name, total=None)
             return
         close()
-        err.print(f"{MARK.get(rec.status, rec.status)} {rec.name:<7} {_secs(rec)} {_counts(rec)} {rec.message}".rstrip(),
-                  highlight=False)  # fmt: skip
+        # paths in the message may hold "[/]": the line is Text, never markup
+        line = _mark(rec.status) + Text(visible(f" {rec.name:<7} {_secs(rec)} {_counts(rec)} {rec.message}".rstrip()))
+        err.print(line, highlight=False, soft_wrap=True)
 
     def on_progress(stage: str, done: int, total: int | None) -> None:
         bar = live.get("bar")
@@ -68,7 +76,7 @@ def run_display(tty: bool | None = None) -> Iterator[Hooks]:
             close()
 
     def on_message(text: str) -> None:
-        err.print(text, highlight=False)
+        say(err, text)
 
     def on_train(event: Any) -> None:
         fn = live.get("train")
@@ -82,18 +90,18 @@ def run_display(tty: bool | None = None) -> Iterator[Hooks]:
 
 
 def render_table(result: RunResult) -> None:
-    t = Table(title=f"run {result.run_dir}", title_justify="left")
+    t = Table(title=Text(visible(f"run {result.run_dir}")), title_justify="left")
     t.add_column("stage")
     t.add_column("status")
     t.add_column("time", justify="right")
     t.add_column("counts")
     for rec in result.stages:
-        t.add_row(rec.name, f"{MARK.get(rec.status, '')} {rec.status}", _secs(rec) if rec.status == "ran" else "",
-                  _counts(rec) or rec.message)  # fmt: skip
+        t.add_row(rec.name, _mark(rec.status) + Text(f" {rec.status}"), _secs(rec) if rec.status == "ran" else "",
+                  Text(visible(_counts(rec) or rec.message)))  # fmt: skip
     out.print(t)
     if result.report:
         note = "nothing to do: every stage is up to date; " if result.noop else ""
-        out.print(f"{note}report: {result.report}", highlight=False)
+        say(out, f"{note}report: {result.report}")
 
 
 def _secs(rec: StageRecord) -> str:

@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from workbench.console import err, out
+from rich.markup import escape
+from rich.text import Text
+
+from workbench.console import err, out, say
+from workbench.printable import visible
 
 if TYPE_CHECKING:
     from workbench.train import Plan, TrainEvent, TrainResult
@@ -24,7 +28,7 @@ def train_progress(description: str = "training") -> Iterator[Any]:
 
         def plain(event: TrainEvent) -> None:
             if event.kind == "message":
-                err.print(event.message, highlight=False)
+                say(err, event.message)
             elif event.kind == "eval" and event.eval_loss is not None:
                 err.print(f"step {event.step}/{event.max_steps}: eval loss {event.eval_loss:.4f}", highlight=False)
 
@@ -43,11 +47,11 @@ def train_progress(description: str = "training") -> Iterator[Any]:
         transient=False,
     )
     with bar:
-        task = bar.add_task(description, total=None, loss="-", eval="-", speed="-")
+        task = bar.add_task(escape(visible(description)), total=None, loss="-", eval="-", speed="-")  # a recipe name may hold "[/]"
 
         def update(event: TrainEvent) -> None:
             if event.kind == "message":
-                bar.console.print(event.message, highlight=False)
+                say(bar.console, event.message)
                 return
             fields: dict[str, Any] = {}
             if event.max_steps:
@@ -74,8 +78,8 @@ def render_result(result: TrainResult) -> None:
     def fmt(x: float | None, spec: str = ".4f") -> str:
         return "-" if x is None else format(x, spec)
 
-    t.add_row("run", str(result.run_dir))
-    t.add_row("adapter", str(result.adapter_dir))
+    t.add_row("run", Text(visible(str(result.run_dir))))  # paths may hold "[/]": Text, not markup
+    t.add_row("adapter", Text(visible(str(result.adapter_dir))))
     t.add_row("backend", result.backend)
     t.add_row("examples", f"{result.examples:,}")
     t.add_row("steps", f"{result.steps:,}" + ("  (stopped early)" if result.stopped_early else ""))
@@ -85,16 +89,16 @@ def render_result(result: TrainResult) -> None:
     pct = 100 * result.trainable_params / max(result.total_params, 1)
     t.add_row("trainable", f"{result.trainable_params:,} of {result.total_params:,} ({pct:.2f}%)")
     if result.merged_dir:
-        t.add_row("merged", str(result.merged_dir))
+        t.add_row("merged", Text(visible(str(result.merged_dir))))
     for note in result.notes:
-        t.add_row("note", note)
+        t.add_row("note", Text(visible(note)))
     out.print(t)
 
 
 def render_plan(plan: Plan) -> None:
     """GB per component for each method, with and without gradient checkpointing."""
     out.print(
-        f"[bold]{plan.model}[/]: {_count(plan.params)} parameters, seq {plan.seq}, batch {plan.batch}, "
+        f"[bold]{escape(visible(str(plan.model)))}[/]: {_count(plan.params)} parameters, seq {plan.seq}, batch {plan.batch}, "
         f"LoRA rank {plan.rank}, {plan.optimizer}",
         highlight=False,
     )

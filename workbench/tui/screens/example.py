@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from workbench.console.mask import legend
+from workbench.printable import visible
 from workbench.records import Conversation, Reject
 from workbench.tui.messages import DataChanged
 from workbench.tui.session import FLAGGED, Session
@@ -84,7 +85,7 @@ class ExampleScreen(Screen[None]):
             chat.show(bubbles(item.messages))
             self._tokens(item)
         else:
-            chat.show([Static(Text(f"rejected ({item.reason}): {item.detail}\n\n{item.raw or ''}", style="red"))])
+            chat.show([Static(Text(visible(f"rejected ({item.reason}): {item.detail}\n\n{item.raw or ''}"), style="red"))])
             self._tokens(None)
 
     def _head(self, item: Conversation | Reject) -> None:
@@ -150,8 +151,8 @@ class ExampleScreen(Screen[None]):
         self.result = res
         if res.rendered is None:
             view.show([])
-            notes.update(Text(f"error: {res.error}", style="bold red"))
-            rendered.update(Text(f"error: {res.error}", style="bold red"))
+            notes.update(Text(visible(f"error: {res.error}"), style="bold red"))
+            rendered.update(Text(visible(f"error: {res.error}"), style="bold red"))
             return
         r = res.rendered
         view.show(pieces(s.tokenizer, res))
@@ -167,7 +168,7 @@ class ExampleScreen(Screen[None]):
         if res.ok:
             n.append("\nverified: trained tokens are exactly the assistant content + end-of-turn", style="green")
         notes.update(n)
-        rendered.update(Text(r.text))
+        rendered.update(Text(visible(r.text)))
 
     # --- actions -----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
+from workbench.printable import visible
 from workbench.records import Message
 
 ICON = {"system": "⚙ system", "user": "▶ user", "assistant": "◀ assistant", "tool": "⚒ tool"}
@@ -23,7 +24,8 @@ class Bubble(Static):
     """
 
     def __init__(self, message: Message, index: int) -> None:
-        text = Text(message.content) if message.content else Text("(empty)", style="dim italic")
+        # data text: control characters shown escaped, never sent to the terminal; Text reads no markup
+        text = Text(visible(message.content)) if message.content else Text("(empty)", style="dim italic")
         super().__init__(text, classes=message.role)
         self.role = message.role
         self.border_title = f"{ICON.get(message.role, message.role)} #{index}"

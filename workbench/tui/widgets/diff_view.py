@@ -10,6 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
+from workbench.printable import visible
+
 _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 
 ONLY_LEFT = "bold #ffffff on #8b1e1e"
@@ -17,7 +19,10 @@ ONLY_RIGHT = "bold #ffffff on #1e5e8b"
 
 
 def word_diff(a: str, b: str) -> tuple[Text, Text, float]:
-    """Both texts as rich Text with differing words highlighted, and difflib's similarity ratio."""
+    """Both texts as rich Text with differing words highlighted, and difflib's similarity ratio.
+
+    Control characters in the texts are shown escaped (``\x1b``), never sent to the terminal."""
+    a, b = visible(a), visible(b)
     ta, tb = _TOKENS.findall(a), _TOKENS.findall(b)
     sm = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
     left, right = Text(), Text()

@@ -18,6 +18,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from workbench.printable import visible
+
 
 @dataclass(frozen=True)
 class Column:
@@ -127,6 +129,8 @@ class VirtualTable(ScrollView, can_focus=True):
         segments: list[Segment] = []
         for cell, w, r in zip(cells, widths, right, strict=False):
             text = cell if isinstance(cell, Text) else Text(str(cell))
+            if visible(text.plain, newlines=False) != text.plain:  # data in a cell: no control character reaches the terminal
+                text = Text(visible(text.plain, newlines=False), style=text.style)
             text = text.copy()
             text.truncate(w, overflow="ellipsis", pad=False)
             pad = w - text.cell_len
