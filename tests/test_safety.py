@@ -196,3 +196,100 @@ def test_dedup_against_a_hostile_task_yaml_runs_nothing(tmp_path: Path) -> None:
     _clean_refusal(res, "evil.yaml", "unsafe template refused")
     assert res.returncode == 1
     assert not (tmp_path / "PWNED").exists()
+
+
+# --- 3. terminal escapes in data never reach the terminal raw -------------------------------------
+
+ESCAPES = "wipe\x1b[2J title\x1b]0;pwned\x07 clip\x1b]52;c;ZWNobw==\x07 [bold red]markup[/] [/] done"
+
+
+def _hostile_rows(tmp_path: Path) -> Path:
+    row = {"messages": [{"role": "user", "content": ESCAPES + " " + "tell me about apples and pears " * 3},
+                        {"role": "assistant", "content": "ok \x1b[31m" + ESCAPES}]}  # fmt: skip
+    path = tmp_path / "evil.jsonl"
+    path.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n" + _rows(3))
+    return path
+
+
+def _no_raw_controls(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text, repr(text[:400])
+
+
+def test_dedup_cluster_preview_shows_escapes_visibly(tmp_path: Path) -> None:
+    res = run_cli("dedup", str(_hostile_rows(tmp_path)))
+    assert res.returncode == 0, res.stderr
+    _no_raw_controls(res.stderr + res.stdout)
+    assert "\\x1b[2J" in res.stderr and "[bold red]markup[/]" in res.stderr
+
+
+def test_mask_token_view_shows_escapes_visibly(tmp_path: Path, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    tok = tiny_model_dir("chatml", model=False)
+    res = run_cli("mask", str(_hostile_rows(tmp_path)), "--model", str(tok), "--limit", "1")
+    assert res.returncode == 0, res.stderr
+    _no_raw_controls(res.stdout + res.stderr)
+    assert "\\x1b" in res.stdout
+
+
+def test_check_and_ingest_output_hold_no_raw_escapes(tmp_path: Path, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    tok = tiny_model_dir("chatml", model=False)
+    evil = _hostile_rows(tmp_path)
+    res = run_cli("check", str(evil), "--model", str(tok))
+    assert "Traceback" not in res.stderr
+    _no_raw_controls(res.stdout + res.stderr)
+    res = run_cli("ingest", str(evil), "-o", str(tmp_path / "clean.jsonl"))
+    assert res.returncode == 0, res.stderr
+    _no_raw_controls(res.stdout + res.stderr)
+
+
+# --- 12. paths with markup, long error lines, Ctrl-C ----------------------------------------------
+
+
+def test_a_path_with_markup_and_escapes_prints_as_written(tmp_path: Path) -> None:
+    bad = tmp_path / "a[/]b[bold]\x1b]0;x\x07.jsonl"
+    res = run_cli("stats", str(bad))
+    _clean_refusal(res, "a[/]b[bold]\\x1b]0;x\\x07.jsonl")
+    _no_raw_controls(res.stderr)
+
+
+def test_error_lines_are_not_wrapped_in_a_log(tmp_path: Path) -> None:
+    deep = tmp_path / ("long-folder-name-" * 8) / "data.jsonl"
+    res = run_cli("stats", str(deep))
+    assert res.returncode == 1
+    first = res.stderr.splitlines()[0]
+    assert first.startswith("error: ") and str(deep) in first
+    assert res.stderr.splitlines()[1].startswith("hint: ")
+
+
+def test_run_status_line_with_markup_in_the_run_dir(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text(_rows())
+    recipe = tmp_path / "r.yaml"
+    run_dir = tmp_path / "runs[/]x[bold]"
+    recipe.write_text(f"data:\n  sources: [{tmp_path / 'train.jsonl'}]\nmodel:\n  name: tiny:chatml\nrun_dir: '{run_dir}'\n")
+    res = run_cli("run", str(recipe), "--until", "ingest")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr and "MarkupError" not in res.stderr
+    assert str(run_dir) in res.stdout
+
+
+def test_ctrl_c_prints_interrupted_exits_130_and_leaves_no_partial_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    import workbench.data.export as export
+    from workbench.cli import main
+
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+
+    def interrupted(path, conversations, fmt=None):  # type: ignore[no-untyped-def]
+        Path(path).write_text("half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "write_conversations", interrupted)
+    monkeypatch.setattr(sys, "argv", ["workbench", "dedup", str(src)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]

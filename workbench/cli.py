@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import UsageError, WorkbenchError, first_line
 
 app = typer.Typer(
     name="workbench",
@@ -548,6 +548,8 @@ def main() -> None:
     try:
         # with standalone_mode off, click returns (not raises) the code of a typer.Exit(n)
         code = app(standalone_mode=False, prog_name="workbench")
+        if code == 130:  # typer turns Ctrl-C into Exit(130); the outputs' temps are already gone
+            _interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
     except WorkbenchError as e:
@@ -556,8 +558,7 @@ def main() -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except typer.TyperException as e:  # click's usage errors, as vendored by typer
         show = getattr(e, "show", None)
         if show is not None:
@@ -566,10 +567,18 @@ def main() -> None:
             print(f"error: {e.message}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as e:  # a file-system fault no command turned into a message (a full disk, a vanished folder)
+        where = f": {e.filename}" if e.filename else ""
+        print_error(WorkbenchError(f"{e.strerror or first_line(e)}{where}", "a file-system error: check free space, permissions and the paths given"))
+        sys.exit(1)
+
+
+def _interrupted() -> None:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":
