@@ -6,6 +6,7 @@ import codecs
 import csv
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,38 @@ HUB_PREFIX = "hf:"
 DETECT_ROWS = 32  # objects sampled from the head of each file to detect its schema
 PROGRESS_EVERY = 4096  # rows between progress callbacks
 FIELDS = frozenset(k for s in SCHEMAS.values() for k in s.keys) | {"input", "system"}
+MAX_DEPTH = 100  # arrays/objects a row may nest: far past any chat row, far below the JSON parser's recursion limit
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # a whole string (brackets in it do not count), or a bracket
+
+
+def too_deep(text: str) -> str | None:
+    """Why a JSON row is refused as nested too deeply (deeper than MAX_DEPTH), or None; cheap for ordinary rows."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        t = m.group()
+        if t == "[" or t == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+        elif t == "]" or t == "}":
+            depth -= 1
+    return None
+
+
+def _value_end(text: str, start: int) -> int:
+    """Where the array or object that starts at ``start`` ends (bracket matching that skips strings)."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text, start):
+        t = m.group()
+        if t == "[" or t == "{":
+            depth += 1
+        elif t == "]" or t == "}":
+            depth -= 1
+            if depth == 0:
+                return m.end()
+    return len(text)
 
 
 @dataclass(frozen=True)
@@ -66,9 +99,21 @@ def _resolve(spec: PathLike) -> _Input:
     if not os.access(path, os.R_OK):
         raise _cannot(name, "permission denied", "check the file's permissions")
     size = path.stat().st_size
-    if size == 0 or (size < 4096 and not path.read_bytes().removeprefix(codecs.BOM_UTF8).strip()):
-        raise _cannot(name, "the file is empty", "check that it was written completely")
+    if size == 0 or _blank(path):
+        raise _cannot(name, "the file is empty (nothing but blank lines)" if size else "the file is empty",
+                      "check that it was written completely")  # fmt: skip
     return _Input(name, kind, path, size)
+
+
+def _blank(path: Path) -> bool:
+    """True when the file holds only whitespace (after a BOM), whatever its size; stops at the first other byte."""
+    with open(path, "rb") as fh:
+        chunk = fh.read(1 << 16).removeprefix(codecs.BOM_UTF8)
+        while chunk:
+            if chunk.strip():
+                return False
+            chunk = fh.read(1 << 16)
+    return True
 
 
 # --- readers: each yields (line, row, value, raw) tuples or Rejects ----------------------------
@@ -87,12 +132,19 @@ def _read_jsonl(name: str, path: Path, report: Callable[[int], None]) -> Iterato
                 raw = data.decode("utf-8", "replace").rstrip("\r\n")
                 yield Reject(name, lineno, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", None, None, raw)
                 continue
+            deep = too_deep(text)
             try:
+                if deep:
+                    raise RecursionError(deep)
                 value = loads(text)
             except ValueError as e:
                 if text.isspace():
                     continue  # blank lines are not rows
                 detail = f"{e.msg} at column {e.pos + 1}" if isinstance(e, json.JSONDecodeError) else str(e)
+                yield Reject(name, lineno, "malformed_json", detail, None, None, text.rstrip("\r\n"))
+                continue
+            except RecursionError:  # one hostile row must not end the read
+                detail = deep or f"nested deeper than {MAX_DEPTH} levels"
                 yield Reject(name, lineno, "malformed_json", detail, None, None, text.rstrip("\r\n"))
                 continue
             if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(name, lineno, None, value, text)):
@@ -113,6 +165,13 @@ def _read_json(name: str, path: Path, report: Callable[[int], None], mapping: Ma
     head = text.lstrip()[:1]
     try:
         value = json.loads(text)
+    except RecursionError:
+        if head == "[":  # an array of rows: read them one by one, so only the deep row is rejected
+            yield from _read_array(name, text)
+            report(path.stat().st_size)
+            return
+        raise _cannot(name, "nested too deeply to read as one JSON document",
+                      "save it as JSON Lines (one row per line), so a bad row is rejected on its own") from None  # fmt: skip
     except json.JSONDecodeError as e:
         if head == "{":  # JSON Lines saved as .json (common on the hub)
             yield from _read_jsonl(name, path, report)
@@ -142,6 +201,27 @@ def _read_json(name: str, path: Path, report: Callable[[int], None], mapping: Ma
     report(path.stat().st_size)
 
 
+def _read_array(name: str, text: str) -> Iterator[Item]:
+    """A JSON array's elements parsed one at a time; an element nested too deeply is one reject."""
+    decode = json.JSONDecoder().raw_decode
+    space = re.compile(r"\s*")
+    i, row = space.match(text, text.index("[") + 1).end(), 0  # type: ignore[union-attr]
+    while i < len(text) and text[i] != "]":
+        try:
+            value, end = decode(text, i)
+            yield None, row, value, None
+        except RecursionError:
+            end = _value_end(text, i)
+            yield Reject(name, None, "malformed_json", f"nested deeper than {MAX_DEPTH} levels", None, row, text[i : min(end, i + 200)])
+        except json.JSONDecodeError as e:
+            raise _cannot(name, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})",
+                          "a .json file must hold an array of rows, an object with one list of rows, or JSON Lines") from None  # fmt: skip
+        row += 1
+        i = space.match(text, end).end()  # type: ignore[union-attr]
+        if i < len(text) and text[i] == ",":
+            i = space.match(text, i + 1).end()  # type: ignore[union-attr]
+
+
 def _looks_like_rows(items: list[Any], mapping: Mapping[str, str]) -> bool:
     sample = [remap(v, mapping) for v in items[:DETECT_ROWS] if isinstance(v, dict)]
     return detect(sample) is not None
@@ -151,6 +231,8 @@ def _lone_surrogate(name: str, line: int | None, row: int | None, value: Any, ra
     # a JSON escape such as "\ud800" decodes to a lone surrogate, which no UTF-8 writer accepts
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        return Reject(name, line, "malformed_json", f"nested deeper than {MAX_DEPTH} levels", None, row, (raw or "")[:200])
     except UnicodeEncodeError:
         raw = raw.rstrip("\r\n") if raw is not None else json.dumps(value)
         return Reject(name, line, "invalid_utf8", "a lone surrogate escape (\\udXXX) in a string", None, row, raw)

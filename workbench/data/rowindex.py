@@ -22,6 +22,7 @@ import numpy as np
 
 from workbench.errors import WorkbenchError
 from workbench.data.formats import SCHEMAS, RowError, detect, remap
+from workbench.data.readers import MAX_DEPTH, too_deep
 from workbench.records import Conversation, Reject, Source
 
 CHUNK = 8 << 20
@@ -137,7 +138,7 @@ class RowIndex:
                 for i in range(min(len(self), DETECT_ROWS * 2)):
                     try:
                         value = json.loads(self.raw(i))
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         continue
                     if isinstance(value, dict):
                         sample.append(remap(value, self.mapping) if self.mapping else value)
@@ -174,9 +175,14 @@ class RowIndex:
             raw = data.decode("utf-8", "replace")
             return Reject(self.name, line, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", None, None, raw)
         try:
+            deep = too_deep(text)
+            if deep:
+                raise RecursionError(deep)
             value = json.loads(text)
         except json.JSONDecodeError as e:
             return Reject(self.name, line, "malformed_json", f"{e.msg} at column {e.pos + 1}", None, None, text)
+        except RecursionError:  # the same reject ingest gives; the app goes on
+            return Reject(self.name, line, "malformed_json", deep or f"nested deeper than {MAX_DEPTH} levels", None, None, text)
         if type(value) is not dict:
             return Reject(self.name, line, "not_an_object", "a row must be a JSON object", None, None, text)
         fmt = self.schema_name()

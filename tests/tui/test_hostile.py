@@ -1,4 +1,4 @@
-"""Data shown in the app never sends control characters to the terminal, and rich markup in data is text."""
+"""Hostile data in the app: control characters never reach the terminal, markup in data is text, deep rows are rejects."""
 
 from __future__ import annotations
 
@@ -56,3 +56,17 @@ async def test_example_screen_shows_hostile_rows_escaped(tmp_path: Path, tiny_di
         assert tokens and not _raw_controls(tokens)
         rendered = str(ex.query_one("#ex-rendered").content)
         assert not _raw_controls(rendered) and "\\x1b[31m" in rendered
+
+
+def test_row_index_rejects_a_deep_row_and_reads_the_rest(tmp_path: Path) -> None:
+    from workbench.data import RowIndex
+    from workbench.records import Conversation, Reject
+
+    good = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    path = tmp_path / "deep.jsonl"
+    path.write_text(good + "\n" + '{"messages": ' + "[" * 5000 + "]" * 5000 + "}\n" + "[" * 5000 + "\n" + good + "\n")
+    rows = RowIndex(path)
+    rows.build()
+    items = [rows.item(i) for i in range(len(rows))]
+    assert [type(x) for x in items] == [Conversation, Reject, Reject, Conversation]
+    assert items[1].reason == "malformed_json" and "nested deeper" in items[1].detail  # type: ignore[union-attr]
