@@ -109,7 +109,7 @@ def stats(
         raise UsageError(f"--max-length must be positive, got {max_length}")
     guard([("--frame", frame_out), ("--plot", plot)], [*paths, template])
     with progress("reading") as update:
-        data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update)
+        data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()
     tokenizer = None
     if model:
         from workbench.template import load_tokenizer
@@ -172,7 +172,7 @@ def mask(
         raise UsageError(f"--strategy {strategy!r} is not one of {', '.join(mk.STRATEGIES)}")
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
-    data = wd.load(paths, format=format, mapping=parse_map(map))
+    data = wd.load(paths, format=format, mapping=parse_map(map)).require_rows()
     rows = mk.pick(data.conversations, index=index, id=id, limit=limit)
     tokenizer = load_tokenizer(model, template=template)
     items = mk.inspect(tokenizer, rows, strategy=strategy, train_eot=not no_eot, max_length=max_length)
@@ -357,7 +357,7 @@ def check(
 
     check_options(strategy=strategy, max_length=max_length, fail_on=fail_on)
     with progress("reading") as update:
-        data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update)
+        data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()  # "no findings" on no rows would lie
     tokenizer = load_tokenizer(model, template=template)
     with progress("checking", total=len(data.conversations)) as update:
         report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
@@ -384,11 +384,13 @@ def tui(
 
     Press ? in the app for its keys, ctrl+p for every action.
     """
+    from workbench.data import require_usable
     from workbench.tui.app import run
     from workbench.tui.session import options
 
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
+    require_usable(paths, format=format, mapping=parse_map(map))  # a missing, empty or all-rejected input: exit 1, no app
     run(options([str(p) for p in paths], model=model, template=str(template) if template else None,
                 max_length=max_length, format=format, mapping=parse_map(map)))  # fmt: skip
 

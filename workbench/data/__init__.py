@@ -7,7 +7,7 @@ __getattr__, __dir__, __all__ = exports(
     {
         "export": ["FORMATS", "format_for", "write_conversations"],
         "formats": ["SCHEMAS", "RowError", "detect", "remap", "to_canonical", "from_canonical", "normalise_role"],
-        "ingest": ["IngestReport", "IngestStream", "Ingested", "default_rejects_path", "ingest_to", "load", "stream"],
+        "ingest": ["IngestReport", "IngestStream", "Ingested", "default_rejects_path", "ingest_to", "load", "no_usable_rows", "require_usable", "stream"],
         "content": ["RULES", "Linter", "lint"],
         "rowindex": ["RowIndex"],
         "stats": ["describe", "frame", "histogram", "plot", "summary"],

@@ -12,7 +12,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Union
 
-from workbench.errors import UsageError
+from workbench.errors import UsageError, WorkbenchError
 from workbench.data.export import format_for, write_conversations
 from workbench.outputs import atomic_text, guard
 from workbench.data.formats import FORMATS, SCHEMAS, RowError, detect, remap
@@ -20,7 +20,7 @@ from workbench.data.content import Linter
 from workbench.data.readers import DETECT_ROWS, FIELDS, Item, _parts, _resolve
 from workbench.records import Conversation, Finding, Reject, Source
 
-__all__ = ["FORMATS", "IngestReport", "IngestStream", "Ingested", "ingest_to", "load", "stream"]
+__all__ = ["FORMATS", "IngestReport", "IngestStream", "Ingested", "ingest_to", "load", "no_usable_rows", "require_usable", "stream"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 ProgressFn = Callable[[int, "int | None"], None]
@@ -139,7 +139,10 @@ def _unknown(row: dict[str, Any]) -> str:
 def _raw(value: Any, raw: str | None) -> str:
     if raw is not None:  # the JSONL line as it was
         return raw.rstrip("\r\n")
-    return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "replace").decode("utf-8")
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "replace").decode("utf-8")
+    except RecursionError:
+        return "(nested too deeply to show)"
 
 
 def _column(field_path: str | None, mapping: Mapping[str, str]) -> str | None:
@@ -177,6 +180,38 @@ class Ingested:
     @property
     def rejected_by_reason(self) -> dict[str, int]:
         return dict(sorted(Counter(r.reason for r in self.rejects).items()))
+
+    def require_rows(self) -> Ingested:
+        """Self, or a WorkbenchError naming why no row can be used (every row rejected, or none there)."""
+        if not self.conversations:
+            raise no_usable_rows(self.files, self.rows_read, self.rejected_by_reason)
+        return self
+
+
+def require_usable(
+    paths: PathLike | Iterable[PathLike], *, format: str | None = None, mapping: Mapping[str, str] | None = None
+) -> None:
+    """Raise unless the inputs can be opened and hold at least one usable row. Reads only up to the
+    first usable row (at once for any ordinary file); for the lazy TUI, which otherwise opens anything."""
+    s = stream(paths, format=format, mapping=mapping)
+    rejected: Counter[str] = Counter()
+    for item in s:
+        if type(item) is Conversation:
+            return
+        rejected[item.reason] += 1  # type: ignore[union-attr]
+    raise no_usable_rows(s.files, s.rows_read, rejected)
+
+
+def no_usable_rows(files: list[str], read: int, rejected: Mapping[str, int]) -> WorkbenchError:
+    """The error for inputs that hold no usable row: what was read, and the rejects by reason."""
+    where = ", ".join(files) or "the input"
+    if not read:
+        return WorkbenchError(f"no rows in {where}", "the input holds no data rows (a header only, or only blank lines?)")
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(rejected.items()))
+    return WorkbenchError(
+        f"no usable rows in {where}: {read} read, {sum(rejected.values())} rejected ({reasons})",
+        "`workbench ingest FILE -o clean.jsonl` writes each reject with its file, line, field and reason",
+    )
 
 
 def load(

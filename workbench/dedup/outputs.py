@@ -178,7 +178,7 @@ def run_files(
     guard([*writes, ("--report", report)], protect)
     sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
     with progress("reading") as update:
-        data = ingest.load(list(inputs), format=format, mapping=mapping, on_progress=update)
+        data = ingest.load(list(inputs), format=format, mapping=mapping, on_progress=update).require_rows()  # no empty kept file
     with progress("dedup", len(data.conversations)) as update:
         result = dedup(data.conversations, config=config, against=sets, on_progress=update)
     wrote_rejects = None
