@@ -245,3 +245,17 @@ def test_mask_command(tiny_model_dir, tmp_path) -> None:
     assert "verified" in res.stdout and "10·plus·20·is·30." in res.stdout and "↵" in res.stdout
     res = runner.invoke(app, ["mask", str(data), "--model", folder, "--index", "9"])
     assert res.exit_code != 0
+
+
+def test_rows_over_the_character_cap_are_not_tokenised(tiny_tokenizer, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from workbench.template import batch
+
+    monkeypatch.setattr(batch, "MAX_CHARS", 50)
+    rows = [[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a" * n}] for n in (10, 60, 20)]
+    results = list(batch.render_many(tiny_tokenizer("chatml"), rows, workers=1))
+    assert [r.error is None for r in results] == [True, False, True]
+    assert results[1].error == batch.TOO_LONG and results[1].rendered is None
+    assert batch.render_bounded(tiny_tokenizer("chatml"), rows[1]).error == batch.TOO_LONG
+    assert [len(b) for b in batch._batches([rows[0]] * 7, 256)] == [7]
+    monkeypatch.setattr(batch, "BATCH_CHARS", 30)  # a batch closes once it holds this many characters
+    assert [len(b) for b in batch._batches([rows[0]] * 7, 256)] == [3, 3, 1]

@@ -293,3 +293,99 @@ def test_ctrl_c_prints_interrupted_exits_130_and_leaves_no_partial_output(
     assert e.value.code == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]
+
+
+# --- 8. deeply nested JSON is one reject, not a crash ---------------------------------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def _with_deep_row(tmp_path: Path) -> Path:
+    path = tmp_path / "deep.jsonl"
+    path.write_text(_rows(2) + '{"messages": ' + DEEP + "}\n" + DEEP + "\n" + _rows(3))
+    return path
+
+
+def test_ingest_rejects_a_deep_row_and_reads_the_rest(tmp_path: Path) -> None:
+    res = run_cli("ingest", str(_with_deep_row(tmp_path)), "-o", str(tmp_path / "out.jsonl"), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["read"] == 7 and report["written"] == 5 and report["rejected_by_reason"] == {"malformed_json": 2}
+    rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [3, 4] and "nested deeper" in rejects[0]["detail"]
+
+
+def test_a_deep_row_in_a_json_array_is_one_reject(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in _rows(3).splitlines()]
+    path = tmp_path / "rows.json"
+    path.write_text("[" + json.dumps(rows[0]) + ', {"messages": ' + DEEP + "}, " + json.dumps(rows[1]) + "]")
+    res = run_cli("ingest", str(path), "-o", str(tmp_path / "out.jsonl"), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["written"] == 2 and report["rejected_by_reason"] == {"malformed_json": 1}
+
+
+@pytest.mark.parametrize("command", [["stats"], ["dedup"], ["check", "--model", "{tok}"], ["mask", "--model", "{tok}"]])
+def test_every_command_survives_a_deep_row(tmp_path: Path, tiny_model_dir, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    tok = str(tiny_model_dir("chatml", model=False))
+    res = run_cli(command[0], str(_with_deep_row(tmp_path)), *[a.format(tok=tok) for a in command[1:]])
+    assert "Traceback" not in res.stderr and "RecursionError" not in res.stderr, res.stderr
+    assert res.returncode == 0, res.stderr
+
+
+# --- 10. zero usable rows is an error, not "no findings" -----------------------------------------
+
+
+def _all_rejected(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"messages": oops}\n{"messages": []}\n[1, 2]\n')
+    return path
+
+
+@pytest.mark.parametrize("command", [["check", "--model", "{tok}"], ["stats"], ["dedup"], ["mask", "--model", "{tok}"], ["tui"]])
+def test_zero_usable_rows_is_an_error_with_reject_counts(tmp_path: Path, tiny_model_dir, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    tok = str(tiny_model_dir("chatml", model=False))
+    src = _all_rejected(tmp_path)
+    res = run_cli(command[0], str(src), *[a.format(tok=tok) for a in command[1:]])
+    _clean_refusal(res, "no usable rows", "3 read", "3 rejected", "malformed_json")
+    assert res.returncode == 1 and "no findings" not in res.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # dedup wrote no empty kept file
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [("header.csv", "instruction,output\n", "no rows"), ("blank.jsonl", "\n   \n" * 5000, "empty"), ("blank.csv", " \r\n" * 3000, "empty")],
+)
+@pytest.mark.parametrize("command", [["check", "--model", "{tok}"], ["stats"], ["dedup"], ["tui"]])
+def test_files_without_rows_are_errors(tmp_path: Path, tiny_model_dir, name: str, content: str, words: str, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    tok = str(tiny_model_dir("chatml", model=False))
+    (tmp_path / name).write_text(content)
+    res = run_cli(command[0], str(tmp_path / name), *[a.format(tok=tok) for a in command[1:]])
+    _clean_refusal(res, words)
+    assert res.returncode == 1
+
+
+def test_tui_that_cannot_open_its_input_exits_1(tmp_path: Path) -> None:
+    res = run_cli("tui", str(tmp_path / "missing.jsonl"))
+    _clean_refusal(res, "missing.jsonl")
+    assert res.returncode == 1
+
+
+# --- 9. one huge row: memory follows the rows rendered --------------------------------------------
+
+
+def test_a_huge_row_is_reported_not_tokenised(tmp_path: Path, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from workbench.template import MAX_CHARS
+
+    tok = str(tiny_model_dir("chatml", model=False))
+    huge = {"messages": [{"role": "user", "content": "summarise"}, {"role": "assistant", "content": "word " * (MAX_CHARS // 5 + 10)}]}
+    path = tmp_path / "huge.jsonl"
+    path.write_text(_rows(3) + json.dumps(huge) + "\n")
+    res = run_cli("check", str(path), "--model", tok, "--json")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    found = {f["code"]: f for f in json.loads(res.stdout)["findings"]}
+    assert "too long to render" in found["render_error"]["message"] and len(found["render_error"]["example_ids"]) == 1
+    res = run_cli("stats", str(path), "--model", tok, "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["render_errors"] == 1
+    res = run_cli("mask", str(path), "--model", tok, "--index", "3")
+    assert res.returncode == 0 and "too long to render" in res.stdout

@@ -74,7 +74,8 @@ def row_checks(
             if strategy != "all" and not any(m.get("role") == "assistant" for m in msgs):
                 hits.add("no_trained_tokens", rid)
             else:
-                failures[(_classify_failure(renderer, msgs), res.error or "")].append(rid)
+                code = "render_error" if res.error == batch.TOO_LONG else _classify_failure(renderer, msgs)  # no render of a huge row
+                failures[(code, res.error or "")].append(rid)
             continue
         if msgs and msgs[-1].get("role") != "assistant" and any(m.get("role") == "assistant" for m in msgs):
             hits.add("trailing_turn", rid, last_role=msgs[-1].get("role"))

@@ -8,6 +8,6 @@ __getattr__, __dir__, __all__ = exports(
         "tokenizer": ["StopTokens", "eos_ids_in", "load_tokenizer", "model_dir_of", "read_template", "stop_tokens", "token_strings"],
         "chat": ["ConversationLike", "Renderer", "TemplateError", "has_generation_tags", "messages_of", "render"],
         "mask": ["IGNORE", "STRATEGIES", "MaskResult", "end_of_turn_ids", "render_and_mask", "trained_runs", "verify"],
-        "batch": ["inspect", "pick", "render_many", "result_dict"],
+        "batch": ["MAX_CHARS", "inspect", "pick", "render_bounded", "render_many", "result_dict"],
     },
 )

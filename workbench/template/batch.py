@@ -27,6 +27,28 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
+# --- memory bounds ----------------------------------------------------------------------------
+
+# Tokenising costs a few hundred bytes per character (ids, offsets and labels per token), so a 50 MB row
+# would take gigabytes: rows longer than this are reported, not tokenised (no realistic max_length fits
+# one), and a batch closes at BATCH_CHARS, so memory follows the rows being rendered, not the batch size.
+MAX_CHARS = 1_000_000
+BATCH_CHARS = 1_000_000
+TOO_LONG = f"too long to render: over {MAX_CHARS:,} characters (not tokenised; far over any max length)"
+
+
+def _chars(msgs: Sequence[dict[str, Any]]) -> int:
+    return sum(len(c) for m in msgs if isinstance(c := m.get("content"), str))
+
+
+def render_bounded(tokenizer: PreTrainedTokenizerBase, conversation: ConversationLike, **kwargs: Any) -> MaskResult:
+    """``render_and_mask``, except that a row over MAX_CHARS characters is not tokenised: its result
+    carries the error TOO_LONG (the TUI and `mask` show one row at a time through this)."""
+    if _chars(messages_of(conversation)) > MAX_CHARS:
+        return MaskResult(None, error=TOO_LONG, id=conversation.id if isinstance(conversation, Conversation) else None)
+    return render_and_mask(tokenizer, conversation, **kwargs)
+
+
 # --- many conversations -----------------------------------------------------------------------
 
 _WORKER_CTX: _Context | None = None
@@ -45,6 +67,9 @@ def _mask_batch(
     for index, cid, msgs in items:
         res = MaskResult(None, index=index, id=cid)
         results.append(res)
+        if _chars(msgs) > MAX_CHARS:
+            res.error = TOO_LONG
+            continue
         try:
             full, gen = ctx.renderer.render(msgs, spans=True)
         except TemplateError as e:
@@ -180,11 +205,15 @@ def _pooled(
 
 def _batches(conversations: Iterable[ConversationLike], size: int) -> Iterator[list[tuple[int, str | None, list[dict[str, Any]]]]]:
     batch: list[tuple[int, str | None, list[dict[str, Any]]]] = []
+    chars = 0
     for i, conv in enumerate(conversations):
-        batch.append((i, conv.id if isinstance(conv, Conversation) else None, messages_of(conv)))
-        if len(batch) >= size:
+        msgs = messages_of(conv)
+        batch.append((i, conv.id if isinstance(conv, Conversation) else None, msgs))
+        n = _chars(msgs)
+        chars += n if n <= MAX_CHARS else 0  # an over-long row is not tokenised, so it costs nothing
+        if len(batch) >= size or chars >= BATCH_CHARS:
             yield batch
-            batch = []
+            batch, chars = [], 0
     if batch:
         yield batch
 
@@ -234,7 +263,7 @@ def inspect(
     """Render, mask and verify the picked rows (index in the input, conversation, result)."""
     out = []
     for i, conv in rows:
-        res = render_and_mask(tokenizer, conv, strategy=strategy, train_eot=train_eot, max_length=max_length)
+        res = render_bounded(tokenizer, conv, strategy=strategy, train_eot=train_eot, max_length=max_length)
         res.index = i
         out.append((i, conv, res))
     return out

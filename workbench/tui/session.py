@@ -193,7 +193,7 @@ class Session:
 
     def tokenise(self, stop: StopFn | None = None) -> None:
         """Pass 2: render and mask every row with the tokenizer; tokens, trained tokens, EOS and length flags."""
-        from workbench.template import end_of_turn_ids, render_and_mask, trained_runs
+        from workbench.template import end_of_turn_ids, render_bounded, trained_runs
 
         tok, rows = self.tokenizer, self.rows
         assert tok is not None and rows is not None
@@ -208,7 +208,7 @@ class Session:
             it = rows.item(i) if i < 256 else rows.parse(i)
             if isinstance(it, Reject):
                 continue
-            res = render_and_mask(tok, it, max_length=max_len)
+            res = render_bounded(tok, it, max_length=max_len)  # a huge row is reported, not tokenised
             r = res.rendered
             if r is None:
                 flags[i] |= RENDER_ERROR

@@ -145,9 +145,9 @@ class ExampleScreen(Screen[None]):
             notes.update(Text(f"token view needs a tokenizer: {why}", style="yellow"))
             rendered.update(Text(f"template render needs a tokenizer: {why}", style="yellow"))
             return
-        from workbench.template import render_and_mask
+        from workbench.template import render_bounded
 
-        res = render_and_mask(s.tokenizer, conv, max_length=s.options.max_length)
+        res = render_bounded(s.tokenizer, conv, max_length=s.options.max_length)
         self.result = res
         if res.rendered is None:
             view.show([])
