@@ -20,3 +20,9 @@ def test_ordinary_text_is_unchanged() -> None:
 
 def test_one_line_mode_escapes_newlines_and_tabs() -> None:
     assert visible("a\nb\tc", newlines=False) == "a\\nb\\tc"
+
+
+def test_undecodable_bytes_of_a_file_name_print_as_escapes() -> None:
+    name = b"caf\xff.jsonl".decode("utf-8", "surrogateescape")
+    assert visible(name) == "caf\\udcff.jsonl"
+    visible(name).encode("utf-8")  # printable in any UTF-8 terminal

@@ -389,3 +389,46 @@ def test_a_huge_row_is_reported_not_tokenised(tmp_path: Path, tiny_model_dir) ->
     assert res.returncode == 0 and json.loads(res.stdout)["render_errors"] == 1
     res = run_cli("mask", str(path), "--model", tok, "--index", "3")
     assert res.returncode == 0 and "too long to render" in res.stdout
+
+
+# --- 7. a full disk (a file-size limit makes writes fail for real) is one clean error --------------
+
+
+@pytest.mark.parametrize(
+    ("args", "output"),
+    [
+        (["ingest", "{src}", "-o", "{d}/out.jsonl"], "out.jsonl"),
+        (["ingest", "{src}", "-o", "{d}/outhf"], "outhf"),
+        (["dedup", "{src}", "-o", "{d}/out.jsonl"], "out.jsonl"),
+        (["stats", "{src}", "--frame", "{d}/out.csv"], "out.csv"),
+    ],
+    ids=["ingest-jsonl", "ingest-hf", "dedup", "stats-frame"],
+)
+def test_a_write_that_runs_out_of_space_is_one_error_and_keeps_the_earlier_output(tmp_path: Path, args: list[str], output: str) -> None:
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows(4000))
+    earlier = tmp_path / output
+    if output.endswith("hf"):
+        earlier.mkdir()
+        (earlier / ".workbench-output").write_text("")
+        (earlier / "old.arrow").write_text("earlier")
+    else:
+        earlier.write_text("earlier")
+    before = _tree(tmp_path)
+
+    def small_disk() -> None:  # writes past 100 kB fail with EFBIG, as a full disk fails with ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    res = subprocess.run([sys.executable, "-m", "workbench", *[a.format(src=src, d=tmp_path) for a in args]],
+                         capture_output=True, text=True, preexec_fn=small_disk, env={**os.environ, "NO_COLOR": "1"})  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    error = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert error == [f"error: cannot write {earlier}: file too large for the file system or the file-size limit"], res.stderr
+    after = _tree(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # the earlier output and the input untouched
+    assert not [p for p in tmp_path.rglob("*") if ".workbench-" in p.name and p.name != ".workbench-output"]  # no temp left

@@ -23,7 +23,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 MARKER = ".workbench-output"
 MARKER_PREFIX = ".workbench-"
 _NAME_KEEP = 100  # characters of the output's name kept in its temp's name (names are limited to 255 bytes)
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
@@ -50,6 +49,8 @@ def check_target(path: PathLike, label: str = "output") -> None:
         st = p.lstat()
     except (FileNotFoundError, NotADirectoryError):
         st = None
+    except ValueError:  # a NUL byte, from a recipe or a script
+        raise UsageError(f"{label} {text!r} is not a valid path", "name a file to write") from None
     except OSError as e:
         raise WorkbenchError(f"cannot write {label} {text}: {e.strerror}", "check the path") from None
     if st is not None and not stat.S_ISLNK(st.st_mode):  # a symlink is replaced itself; what it points to is left alone
@@ -94,8 +95,11 @@ def guard(outputs: Iterable[tuple[str, PathLike | None]], inputs: Iterable[PathL
     one inside the other; and each output ``check_target`` refuses.
     """
     outs = [(label, os.fspath(p)) for label, p in outputs if p is not None]
+    for label, out in outs:
+        if "\0" in out or not out.strip():
+            raise UsageError(f"{label} {out!r} is not a valid path", "name a file to write")
     # an input that does not exist (a hub name, a missing file the reader will report) cannot be overwritten
-    ins = [os.fspath(p) for p in inputs if p is not None and os.path.lexists(os.fspath(p))]
+    ins = [os.fspath(p) for p in inputs if p is not None and "\0" not in os.fspath(p) and os.path.lexists(os.fspath(p))]
     for label, out in outs:
         ro = _real(out)
         for inp in ins:
@@ -185,17 +189,27 @@ def _temp_name(target: Path, kind: str) -> Path:
     return target.with_name(f".{target.name[:_NAME_KEEP]}.workbench-{os.getpid()}-{secrets.token_hex(4)}.{kind}")
 
 
+def _shown(target: Path) -> Path:
+    """The output a path stands for: one of our temps (a nested atomic write) names its final file."""
+    m = re.fullmatch(r"\.(.+)\.workbench-\d+-[0-9a-f]{8}\.(?:tmp|old)", target.name)
+    return target.with_name(m.group(1)) if m else target
+
+
 def _write_error(target: Path, e: OSError) -> WorkbenchError | None:
     """A one-line error for a write that failed because of the disk or permissions; None for other faults."""
     code = e.errno
-    if code is None and "No space left" in str(e):  # pyarrow's IO errors carry no errno
-        code = errno.ENOSPC
-    if code in _FULL:
-        return WorkbenchError(f"cannot write {target}: no space left on the device", "free some space or write elsewhere; nothing was replaced")
+    if code is None:  # pyarrow's and polars' IO errors carry the code in their text only
+        m = re.search(r"os error (\d+)", str(e))
+        code = int(m.group(1)) if m else errno.ENOSPC if "No space left" in str(e) else None
+    shown = _shown(target)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return WorkbenchError(f"cannot write {shown}: no space left on the device", "free some space or write elsewhere; nothing was replaced")
+    if code == errno.EFBIG:
+        return WorkbenchError(f"cannot write {shown}: file too large for the file system or the file-size limit", "write elsewhere; nothing was replaced")
     if code in _DENIED:
-        return WorkbenchError(f"cannot write {target}: {e.strerror or 'permission denied'}", "choose a folder you can write to")
+        return WorkbenchError(f"cannot write {shown}: {os.strerror(code)}", "choose a folder you can write to")
     if code in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        return WorkbenchError(f"cannot write {target}: {e.strerror}", "check the output path")
+        return WorkbenchError(f"cannot write {shown}: {os.strerror(code)}", "check the output path")
     return None
 
 
