@@ -107,7 +107,7 @@ def stats(
 
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
-    guard([("--frame", frame_out), ("--plot", plot)], [*paths, template])
+    guard([("--frame", frame_out), ("--plot", plot)], [*paths, template, model])
     with progress("reading") as update:
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()
     tokenizer = None

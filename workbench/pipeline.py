@@ -126,7 +126,7 @@ def guard_run(recipe: Recipe, run_dir: Path, recipe_file: str | Path | None = No
 
     d = recipe.data
     inputs: list[Any] = [*d.sources, d.heldout if isinstance(d.heldout, str) else None, *recipe.dedup.against,
-                         recipe.model.template, recipe_file]  # fmt: skip
+                         recipe.model.template, recipe.model.name, recipe_file]  # fmt: skip
     check_folder(run_dir, "run_dir", owned_if=RUN_FILES)
     real = Path(os.path.realpath(run_dir))
     for item in inputs:
