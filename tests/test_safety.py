@@ -312,7 +312,7 @@ def test_ingest_rejects_a_deep_row_and_reads_the_rest(tmp_path: Path) -> None:
     report = json.loads(res.stdout)
     assert report["read"] == 7 and report["written"] == 5 and report["rejected_by_reason"] == {"malformed_json": 2}
     rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
-    assert [r["line"] for r in rejects] == [3, 4] and "nested deeper" in rejects[0]["detail"]
+    assert [r["line"] for r in rejects] == [3, 4] and "nested too deeply" in rejects[0]["detail"]
 
 
 def test_a_deep_row_in_a_json_array_is_one_reject(tmp_path: Path) -> None:

@@ -69,4 +69,4 @@ def test_row_index_rejects_a_deep_row_and_reads_the_rest(tmp_path: Path) -> None
     rows.build()
     items = [rows.item(i) for i in range(len(rows))]
     assert [type(x) for x in items] == [Conversation, Reject, Reject, Conversation]
-    assert items[1].reason == "malformed_json" and "nested deeper" in items[1].detail  # type: ignore[union-attr]
+    assert items[1].reason == "malformed_json" and "nested too deeply" in items[1].detail  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from workbench.data.export import format_for, write_conversations
 from workbench.outputs import atomic_text, guard
 from workbench.data.formats import FORMATS, SCHEMAS, RowError, detect, remap
 from workbench.data.content import Linter
-from workbench.data.readers import DETECT_ROWS, FIELDS, Item, _parts, _resolve
+from workbench.data.readers import DEEP, DETECT_ROWS, FIELDS, Item, _parts, _resolve
 from workbench.records import Conversation, Finding, Reject, Source
 
 __all__ = ["FORMATS", "IngestReport", "IngestStream", "Ingested", "ingest_to", "load", "no_usable_rows", "require_usable", "stream"]
@@ -119,6 +119,9 @@ class IngestStream(Iterator[Union[Conversation, Reject]]):
                 except RowError as e:
                     where = _column(e.field, mapping)
                     yield Reject(name, line, e.reason, e.detail, where, row, _raw(value, raw))
+                    continue
+                except RecursionError:  # a deep value the parser took but a message would not
+                    yield Reject(name, line, "malformed_json", DEEP, None, row, _raw(value, raw))
                     continue
                 written += 1
                 yield make(messages, Source(name, line, row), meta)

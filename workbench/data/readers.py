@@ -27,24 +27,8 @@ HUB_PREFIX = "hf:"
 DETECT_ROWS = 32  # objects sampled from the head of each file to detect its schema
 PROGRESS_EVERY = 4096  # rows between progress callbacks
 FIELDS = frozenset(k for s in SCHEMAS.values() for k in s.keys) | {"input", "system"}
-MAX_DEPTH = 100  # arrays/objects a row may nest: far past any chat row, far below the JSON parser's recursion limit
+DEEP = "nested too deeply to parse"  # the reject detail for a row past the JSON parser's recursion limit
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # a whole string (brackets in it do not count), or a bracket
-
-
-def too_deep(text: str) -> str | None:
-    """Why a JSON row is refused as nested too deeply (deeper than MAX_DEPTH), or None; cheap for ordinary rows."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return None
-    depth = 0
-    for m in _JSON_TOKEN.finditer(text):
-        t = m.group()
-        if t == "[" or t == "{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return f"nested deeper than {MAX_DEPTH} levels"
-        elif t == "]" or t == "}":
-            depth -= 1
-    return None
 
 
 def _value_end(text: str, start: int) -> int:
@@ -132,10 +116,7 @@ def _read_jsonl(name: str, path: Path, report: Callable[[int], None]) -> Iterato
                 raw = data.decode("utf-8", "replace").rstrip("\r\n")
                 yield Reject(name, lineno, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", None, None, raw)
                 continue
-            deep = too_deep(text)
             try:
-                if deep:
-                    raise RecursionError(deep)
                 value = loads(text)
             except ValueError as e:
                 if text.isspace():
@@ -143,9 +124,8 @@ def _read_jsonl(name: str, path: Path, report: Callable[[int], None]) -> Iterato
                 detail = f"{e.msg} at column {e.pos + 1}" if isinstance(e, json.JSONDecodeError) else str(e)
                 yield Reject(name, lineno, "malformed_json", detail, None, None, text.rstrip("\r\n"))
                 continue
-            except RecursionError:  # one hostile row must not end the read
-                detail = deep or f"nested deeper than {MAX_DEPTH} levels"
-                yield Reject(name, lineno, "malformed_json", detail, None, None, text.rstrip("\r\n"))
+            except RecursionError:  # a 5,000-deep array: one hostile row must not end the read
+                yield Reject(name, lineno, "malformed_json", DEEP, None, None, text.rstrip("\r\n"))
                 continue
             if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(name, lineno, None, value, text)):
                 yield bad
@@ -212,7 +192,7 @@ def _read_array(name: str, text: str) -> Iterator[Item]:
             yield None, row, value, None
         except RecursionError:
             end = _value_end(text, i)
-            yield Reject(name, None, "malformed_json", f"nested deeper than {MAX_DEPTH} levels", None, row, text[i : min(end, i + 200)])
+            yield Reject(name, None, "malformed_json", DEEP, None, row, text[i : min(end, i + 200)])
         except json.JSONDecodeError as e:
             raise _cannot(name, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})",
                           "a .json file must hold an array of rows, an object with one list of rows, or JSON Lines") from None  # fmt: skip
@@ -232,7 +212,7 @@ def _lone_surrogate(name: str, line: int | None, row: int | None, value: Any, ra
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except RecursionError:
-        return Reject(name, line, "malformed_json", f"nested deeper than {MAX_DEPTH} levels", None, row, (raw or "")[:200])
+        return Reject(name, line, "malformed_json", DEEP, None, row, (raw or "")[:200])
     except UnicodeEncodeError:
         raw = raw.rstrip("\r\n") if raw is not None else json.dumps(value)
         return Reject(name, line, "invalid_utf8", "a lone surrogate escape (\\udXXX) in a string", None, row, raw)

@@ -22,7 +22,7 @@ import numpy as np
 
 from workbench.errors import WorkbenchError
 from workbench.data.formats import SCHEMAS, RowError, detect, remap
-from workbench.data.readers import MAX_DEPTH, too_deep
+from workbench.data.readers import DEEP
 from workbench.records import Conversation, Reject, Source
 
 CHUNK = 8 << 20
@@ -175,14 +175,11 @@ class RowIndex:
             raw = data.decode("utf-8", "replace")
             return Reject(self.name, line, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", None, None, raw)
         try:
-            deep = too_deep(text)
-            if deep:
-                raise RecursionError(deep)
             value = json.loads(text)
         except json.JSONDecodeError as e:
             return Reject(self.name, line, "malformed_json", f"{e.msg} at column {e.pos + 1}", None, None, text)
         except RecursionError:  # the same reject ingest gives; the app goes on
-            return Reject(self.name, line, "malformed_json", deep or f"nested deeper than {MAX_DEPTH} levels", None, None, text)
+            return Reject(self.name, line, "malformed_json", DEEP, None, None, text)
         if type(value) is not dict:
             return Reject(self.name, line, "not_an_object", "a row must be a JSON object", None, None, text)
         fmt = self.schema_name()
@@ -195,6 +192,8 @@ class RowIndex:
             messages = schema.to_canonical(remap(value, self.mapping) if self.mapping else value)
         except RowError as e:
             return Reject(self.name, line, e.reason, e.detail, e.field, None, text)
+        except RecursionError:  # a deep value the parser took but a message would not
+            return Reject(self.name, line, "malformed_json", DEEP, None, None, text)
         return Conversation.make(messages, Source(self.name, line), schema.meta)
 
     # --- search ------------------------------------------------------------------------------
