@@ -432,3 +432,60 @@ def test_a_write_that_runs_out_of_space_is_one_error_and_keeps_the_earlier_outpu
     after = _tree(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # the earlier output and the input untouched
     assert not [p for p in tmp_path.rglob("*") if ".workbench-" in p.name and p.name != ".workbench-output"]  # no temp left
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    import sys
+
+    from workbench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["workbench", *args])
+    with pytest.raises(SystemExit) as e:
+        main()
+    return int(e.value.code or 0), capsys.readouterr().err
+
+
+def test_an_unwritable_output_folder_is_one_error_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access  # root may write anywhere: the folder's answer is simulated
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == locked else real_access(p, mode, **k))
+    code, err = _main(monkeypatch, capsys, "dedup", str(src), "-o", str(locked / "kept.jsonl"))
+    assert code == 1 and err.startswith("error: cannot write -o ") and "permission denied" in err and "Traceback" not in err
+    assert list(locked.iterdir()) == []
+
+
+def test_a_full_disk_mid_write_is_one_error_and_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import workbench.outputs as outputs
+
+    src = tmp_path / "a.jsonl"
+    src.write_text(_rows(200))
+
+    class Full:
+        def __init__(self, fh) -> None:  # type: ignore[no-untyped-def]
+            self.fh = fh
+
+        def write(self, s: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return self
+
+        def __exit__(self, *a: object) -> None:
+            self.fh.close()
+
+    monkeypatch.setattr(outputs, "open", lambda *a, **k: Full(open(*a, **k)), raising=False)
+    code, err = _main(monkeypatch, capsys, "ingest", str(src), "-o", str(tmp_path / "out.jsonl"))
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[0] == f"error: cannot write {tmp_path / 'out.jsonl'}: no space left on the device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]
