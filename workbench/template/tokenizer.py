@@ -22,10 +22,13 @@ _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # --- loading ----------------------------------------------------------------------------------
 
 
-def load_tokenizer(spec: str | Path, *, template: str | Path | None = None) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    spec: str | Path, *, template: str | Path | None = None, template_kwargs: dict[str, Any] | None = None
+) -> PreTrainedTokenizerBase:
     """The tokenizer named by ``spec``: a local folder, a ``.gguf`` file, or a hub name ("org/name").
 
     ``template`` replaces the chat template: a path to a Jinja file, or the template text itself.
+    ``template_kwargs`` are passed to every render of the template (``{"enable_thinking": False}``).
     User mistakes (missing folder, unreachable hub, unreadable files) raise WorkbenchError.
     """
     from transformers.utils import logging as hf_logging
@@ -53,6 +56,10 @@ def load_tokenizer(spec: str | Path, *, template: str | Path | None = None) -> P
         raise WorkbenchError(f"no tokenizer at {spec}", "give a model folder, a .gguf file, or a hub name org/name")
     if template is not None:
         tokenizer.chat_template = read_template(template)
+    if template_kwargs:
+        from workbench.template.chat import set_template_kwargs
+
+        set_template_kwargs(tokenizer, template_kwargs)
     return tokenizer
 
 
