@@ -93,7 +93,7 @@ def test_real_qwen_fixture_tags_train_exactly_what_transformers_marks(fixtures_d
         assert [i if m else -100 for i, m in zip(raw["input_ids"], raw["assistant_masks"])] == tagged.rendered.labels
         assert supervised(tagged.rendered) == [newline + trl.encode(a) + [im_end] + newline for a in answers(conv)]
         assert supervised(diffed.rendered) == [trl.encode(a) + [im_end] for a in answers(conv)]
-        assert ("tags", "\n") in tagged.written
+        assert ("tags_after", "\n") in tagged.written and ("tags_before", "\n") in tagged.written
 
 
 def test_non_prefix_preserving_templates_fall_back(fixtures_dir) -> None:
@@ -127,7 +127,7 @@ def test_generation_tags_that_disagree_are_reported_with_the_side_that_is_off(ti
     # trained as tagged, the header noted as template text, no disagreement
     wide = tok.chat_template.replace(header, "{%- generation %}{{- '<|im_start|>assistant\\n' }}")
     res = mask.render_and_mask(tiny.build_tokenizer("chatml", chat_template=wide), CONV)
-    assert res.agree is True and res.problems == [] and ("tags", "<|im_start|>assistant\n") in res.written
+    assert res.agree is True and res.problems == [] and ("tags_before", "<|im_start|>assistant\n") in res.written
 
 
 def test_verify_catches_a_broken_mask(tiny_tokenizer) -> None:

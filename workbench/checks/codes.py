@@ -76,7 +76,7 @@ CODES: dict[str, Code] = {
     # --- tokens: BOS, pad, end of turn, stop ---
     "double_bos": Code(
         "error",
-        "apply_chat_template(tokenize=True) starts with two BOS tokens",
+        "apply_chat_template(tokenize=True) holds two BOS tokens among its first tokens",
         "remove the BOS from the template or stop the tokenizer from adding one (add_bos_token: false)",
     ),
     "double_bos_retokenized": Code(

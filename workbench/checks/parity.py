@@ -71,6 +71,7 @@ def check_prefix(renderer: Renderer, msgs: Msgs, full: str, rid: str, hits: Hits
 
 def classify(msgs: Msgs, k: int, text: str, full: str, at: int) -> tuple[str, str]:
     """(cause, what changed in words) where ``text`` (turn ``k`` rendered last) leaves ``full`` at char ``at``."""
+    at = _marker_start(text, at)
     rest = text[at:]
     # the piece the turn render holds before the two agree again
     resync = full[at : at + 16]
@@ -90,9 +91,27 @@ def classify(msgs: Msgs, k: int, text: str, full: str, at: int) -> tuple[str, st
     content = str(msgs[k].get("content") or "").strip()
     if len(rest) <= 40 and (not content or content not in rest):
         # the two part only after the answer: the turn closes (or the render ends) differently
-        theirs = full[at : at + max(len(rest), 12)]
+        theirs = full[at : _marker_end(full, at + max(len(rest), 12))]
         return "end", f"after the answer the last message's turn has {rest!r}; once later turns follow it has {theirs!r}"
     return "other", f"as the last message the turn renders {_short(text[max(0, at - 20):at + 40])}; with later turns {_short(full[max(0, at - 20):at + 40])}"
+
+
+def _marker_start(text: str, at: int) -> int:
+    """``at`` moved back to the start of the <|…|> / [… ] marker it falls inside, so a change reads as whole tokens."""
+    for opening, closing in (("<", ">"), ("[", "]")):
+        j = text.rfind(opening, max(0, at - 24), at)
+        if j >= 0 and closing not in text[j:at]:
+            return j
+    return at
+
+
+def _marker_end(text: str, end: int) -> int:
+    """``end`` moved on to the end of the <|…|> marker it falls inside."""
+    j = text.rfind("<", max(0, end - 24), end)
+    if j >= 0 and ">" not in text[j:end]:
+        k = text.find(">", end, end + 24)
+        return k + 1 if k >= 0 else end
+    return end
 
 
 def _strip_markers(text: str) -> str:

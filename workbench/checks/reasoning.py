@@ -68,14 +68,14 @@ def template_text(hits: Hits, written: list[tuple[str, str]], rid: str) -> None:
     """Note the template text a row's trained regions hold (``MaskResult.written``)."""
     if written:
         hits.ids["template_text_trained"].append(rid)
-    for where, text in dict.fromkeys(written):
-        hits.add(f"template_text_trained:{where}", rid, text=text)
+    for where in dict.fromkeys(w for w, _ in written):
+        hits.add(f"template_text_trained:{where}", rid, texts=list(dict.fromkeys(t for w, t in written if w == where)))
 
 
 _WHERE = {
     "before": "before the answer",
-    "after": "after the end-of-turn token",
-    "tags": "beyond the answer and its end-of-turn token, inside the {% generation %} tags",
+    "tags_before": "ahead of the generated text, inside the {% generation %} tags (the inference prompt holds it)",
+    "tags_after": "after the end-of-turn token, inside the {% generation %} tags",
 }
 
 
@@ -86,7 +86,7 @@ def template_text_findings(hits: Hits, n: int) -> list[Finding]:
         ids = hits.ids.get(f"template_text_trained:{where}")
         if not ids:
             continue
-        texts = Counter(e["text"] for e in hits.details[f"template_text_trained:{where}"])
+        texts = Counter(t for e in hits.details[f"template_text_trained:{where}"] for t in e["texts"])
         shown = ", ".join(f"{t!r}" for t, _ in texts.most_common(3))
         parts.append(f"{shown} {phrase} ({len(ids)} row(s))")
         data[where] = dict(texts.most_common(5))

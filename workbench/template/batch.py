@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.records import Conversation
 from workbench.template.chat import ConversationLike, TemplateError, messages_of
-from workbench.template.mask import IGNORE, MaskResult, _assemble, _check_strategy, _Context, _context, render_and_mask
+from workbench.template.mask import IGNORE, MaskResult, _assemble, _check_strategy, _Context, _context, render_and_mask, tidy_written
 from workbench.template.verification import bodies, check_labels
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def _mask_batch(
         texts, at = flat[at : at + len(p)], at + len(p)
         truncated = max_length is not None and res.length > max_length
         res.problems.extend(check_labels(ctx, msgs, res.rendered, strategy, train_eot, truncated, texts, res.written, res.starts))  # type: ignore[arg-type]
+        tidy_written(res)
     return results
 
 

@@ -56,7 +56,8 @@ class MaskResult:
     disagreement: str | None = None  # how they differ and which side is off, when they do
     problems: list[str] = field(default_factory=list)  # the mask used is (or may be) wrong
     notes: list[str] = field(default_factory=list)  # how it was found (e.g. non-prefix-preserving template)
-    written: list[tuple[str, str]] = field(default_factory=list)  # template text trained: ("before"|"after"|"tags", text)
+    # template text trained: ("before", text) ahead of an answer; ("tags_before"|"tags_after", text) what tags add
+    written: list[tuple[str, str]] = field(default_factory=list)
     starts: list[int] | None = None  # per trained region, where generation starts (render-and-diff); None for tag labels
     index: int = 0  # position in the input stream
     id: str | None = None  # Conversation.id when given one
@@ -116,11 +117,10 @@ class _Context:
         return self.codec.encode_many(texts)
 
     def is_blank(self, token: int) -> bool:
-        """Does ``token`` decode to whitespace only ("\n", Phi's "▁\n")?"""
+        """Does ``token`` decode to whitespace only ("\\n"; Phi's "▁", which decodes to nothing on its own)?"""
         hit = self._blank.get(token)
         if hit is None:
-            text = self.decode_many([[token]])[0]
-            hit = self._blank[token] = bool(text) and not text.strip()
+            hit = self._blank[token] = not self.decode_many([[token]])[0].strip()
         return hit
 
 
@@ -188,7 +188,7 @@ def _compare(
     elif len(tags) != len(diff):
         off_side = f"the tags are off: they mark {len(tags)} region(s) for {len(diff)} assistant turn(s) ({', '.join(show(a, b) for a, b in tags[:3])})"
     else:
-        extra: list[str] = []
+        extra: list[tuple[str, str]] = []
         for (ta, tb), (da, db), t in zip(tags, diff, turns):
             if ta > da or tb < db:
                 missing = [(x, y) for x, y in ((da, min(ta, db)), (max(tb, da), db)) if y > x]
@@ -198,12 +198,12 @@ def _compare(
                 off_side = f"the tags are off: they reach into the text of another message ({show(ta, tb)} for message {t.message})"
                 break
             if ta < da:
-                extra.append(ctx.decode_many([ids[ta:da]])[0])
+                extra.append(("tags_before", ctx.decode_many([ids[ta:da]])[0]))
             if tb > db:
-                extra.append(ctx.decode_many([ids[db:tb]])[0])
+                extra.append(("tags_after", ctx.decode_many([ids[db:tb]])[0]))
         if off_side is None:
             result.agree = True
-            result.written += [("tags", e) for e in extra]
+            result.written += extra
             return
     result.agree = False
     result.disagreement = (
@@ -295,7 +295,23 @@ def render_and_mask(
         result.problems.extend(
             check_labels(ctx, msgs, result.rendered, strategy, train_eot, truncated, written=result.written, starts=result.starts)
         )
+        tidy_written(result)
     return result
+
+
+def tidy_written(result: MaskResult) -> None:
+    """Template text before an answer, less what the tags add ahead of the generated part (noted apart)."""
+    ahead = [t for w, t in result.written if w == "tags_before"]
+    tidy: list[tuple[str, str]] = []
+    for where, text in result.written:
+        if where == "before":
+            for t in ahead:
+                if text.startswith(t):
+                    text = text[len(t) :]
+            if not text.strip():
+                continue
+        tidy.append((where, text))
+    result.written = tidy
 
 
 def _check_strategy(strategy: str) -> None:

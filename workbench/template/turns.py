@@ -10,7 +10,7 @@ from typing import Any
 
 from workbench.template.chat import Renderer, TemplateError
 from workbench.template.offsets import Offsets, tokens_overlapping
-from workbench.template.reasoning import opener_at_end
+from workbench.template.reasoning import opener_at_end, split_inline
 
 
 @dataclass(slots=True)
@@ -82,15 +82,16 @@ def _render(renderer: Renderer, msgs: list[dict[str, Any]], gen: bool) -> str | 
 
 
 def find_content(full: str, content: str, start: int) -> tuple[int, str]:
-    """(where, the text found) of ``content`` in ``full`` from ``start``; stripped when the template trims it."""
-    at = full.find(content, start)
-    if at >= 0:
-        return at, content
-    stripped = content.strip()  # templates that trim (Llama-3, gemma)
-    if stripped:
-        at = full.find(stripped, start)
-        if at >= 0:
-            return at, stripped
+    """(where, the text found) of ``content`` in ``full`` from ``start``: stripped when the template trims it,
+    and only the answer when the template drops an inline reasoning block from it (QwQ's history turns)."""
+    candidates = [content, content.strip()]
+    if "</think>" in content:
+        candidates.append(split_inline(content)[1].strip())
+    for text in candidates:
+        if text:
+            at = full.find(text, start)
+            if at >= 0:
+                return at, text
     return -1, content
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from workbench.records import Rendered
-from workbench.template.reasoning import reasoning_of
+from workbench.template.reasoning import reasoning_of, split_inline
 
 IGNORE = -100
 ELLIPSIS = "…"  # stands for a turn's own reasoning in the template text a row trains
@@ -73,7 +73,7 @@ def check_labels(
     """Problems with ``rendered``'s labels for ``msgs`` (as the template was given them). ``texts``: each
     run decoded from its start to its closing stretch, when the caller decoded them in one batch
     (``bodies``). ``written`` collects the template text the regions train: ("before", text) ahead of an
-    answer, with the turn's reasoning shown as "…", and ("after", text) past its end-of-turn token.
+    answer, with the turn's reasoning shown as "…".
     ``starts``: per region, the token where the model starts generating (the render-and-diff derivation's);
     a region that begins earlier trains text the inference prompt already holds (allowed only from tags:
     pass None for tag-derived labels)."""
@@ -97,9 +97,8 @@ def check_labels(
     cuts = [split_tail(ids, a, b, ctx.eot, ctx.is_blank) for a, b in runs]
     if texts is None or len(texts) != len(runs):
         texts = ctx.decode_many([ids[a:c] for (a, _), (c, _) in zip(runs, cuts)])
-    tails = ctx.decode_many([ids[c:b] for (_, b), (c, _) in zip(runs, cuts)])
     others = [str(m.get("content") or "").strip() for m in msgs]
-    for n, ((k, m), (a, b), (_, first_eot), text, tail) in enumerate(zip(expected, runs, cuts, texts, tails)):
+    for n, ((k, m), (a, b), (_, first_eot), text) in enumerate(zip(expected, runs, cuts, texts)):
         is_cut = truncated and n == len(runs) - 1 and b == len(ids)
         if train_eot and first_eot is None and not is_cut:
             end = ctx.decode_many([ids[b - 1 : b]])[0] if b > a else ""
@@ -111,6 +110,8 @@ def check_labels(
             problems.append(f"message {k}: tokens {a}:{starts[n]} ({early!r}) are trained but come before the turn: the inference prompt holds them")
         content = str(m.get("content") or "").strip()
         body = text.rstrip()
+        if content and not body.endswith(content) and "</think>" in content:
+            content = split_inline(content)[1].strip()  # the template dropped the inline reasoning (QwQ's history)
         if content and not body.endswith(content):
             if not (is_cut and _cut_inside(content, body)):
                 problems.append(f"message {k}: the trained text does not end with the assistant content: {_diff(content, body)}")
@@ -121,12 +122,8 @@ def check_labels(
         foreign = [j for j, t in enumerate(others) if j != k and len(t) >= MIN_FOREIGN and t in plain]
         if foreign:
             problems.append(f"message {k}: the trained text before the answer holds message {foreign[0]}'s text: {lead[:80]!r}")
-        if written is not None:
-            if shown.strip():
-                written.append(("before", shown))
-            after = tail[len(ctx.decode_many([[first_eot]])[0]) :] if first_eot is not None else ""
-            if after.strip():
-                written.append(("after", after))
+        if written is not None and shown.strip():
+            written.append(("before", shown))
     for a, b in runs[len(expected) :]:
         problems.append(f"tokens {a}:{b} are trained but belong to no assistant message: {ctx.decode_many([ids[a:b]])[0]!r}")
     return problems
