@@ -351,3 +351,5 @@ def test_cli_exit_codes_and_json(tiny_model_dir, tmp_path) -> None:
     assert report["severity_counts"]["error"] >= 1 and report["max_length"] == 12
     bad = run_cli("check", str(data), "--model", model, "--strategy", "everything")
     assert bad.returncode == 2 and "--strategy" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("check", str(data), "--model", model, "--template-kwargs", "{enable_thinking: false}")
+    assert bad.returncode == 2 and "--template-kwargs is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
