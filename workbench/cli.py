@@ -412,7 +412,7 @@ def eval_(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results JSON here [default with RUN_DIR: RUN_DIR/eval.json].")] = None,
     num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per prompt [default: the task's].")] = None,
     chat_template: Annotated[Optional[bool], typer.Option("--chat-template/--no-chat-template", help="Format prompts with the tokenizer's chat template [default: when it has one].")] = None,
-    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables the chat template gets in every prompt [default with RUN_DIR: the recipe's model.template_kwargs], e.g. \'{"enable_thinking": false}\'.')] = None,
+    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables the chat template gets in every prompt [default with RUN_DIR: model.template_kwargs of its recipe], e.g. \'{"enable_thinking": false}\'.')] = None,
     system: Annotated[Optional[str], typer.Option("--system", help="System instruction for every prompt.")] = None,
     gen: Annotated[Optional[list[str]], typer.Option("--gen", help="Generation setting KEY=VALUE, e.g. max_gen_toks=256 (repeatable).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling, few-shot selection and generation [default: 1234, or the recipe's train.seed].")] = None,
