@@ -67,7 +67,9 @@ def test_trl_generation_tags_agree_with_the_derivation_on_qwen25(qwen, fixtures_
     assert tagged.facts["template"]["generation_tags"] is True
     assert tagged.facts["derivations"] == {"generation_tags": 4} and plain.facts["derivations"] == {"diff": 4}
     assert not codes(tagged) & {"mask_disagreement", "mask_unverified", "eot_not_trained"}
-    assert tagged.facts["trained_tokens"] == plain.facts["trained_tokens"]
+    # the tags also train the "\n" before each answer and the one after its <|im_end|>: two tokens a turn
+    turns = sum(1 for r in ROWS for m in r if m["role"] == "assistant")
+    assert tagged.facts["trained_tokens"] == plain.facts["trained_tokens"] + 2 * turns
 
 
 def test_qwen3_template_is_not_prefix_preserving(qwen, fixtures_dir: Path) -> None:
@@ -312,7 +314,7 @@ def test_gpt_oss_channels_identity_block_date_and_reasoning_effort(qwen3, tmp_pa
     tok = family(qwen3, DATA / "gpt-oss.jinja", **HARMONY)
     assert trained(tok, ONE) == ["<|channel|>final<|message|>2 plus 3 is 5.<|return|>"]
     assert trained(tok, THOUGHT)[0].startswith("<|channel|>analysis<|message|>Two and three make five.<|end|><|start|>assistant")
-    report = run_checks(tok, [ONE, THOUGHT2], model_dir=model_dir(tmp_path, tok))
+    report = run_checks(tok, [ONE, MULTI, THOUGHT2], model_dir=model_dir(tmp_path, tok))
     assert not codes(report) & ERRORS
     assert "You are ChatGPT, a large language model trained by OpenAI." in by_code(report, "injected_text").message
     dated = by_code(report, "date_in_render")
@@ -411,6 +413,6 @@ def test_cli_plain_rows_under_qwen3_exit_zero(tmp_path: Path, fixtures_dir: Path
     model = str(fixtures_dir / "tokenizers" / "qwen3")
     res = run_cli("check", str(data), "--model", model, "--template", str(fixtures_dir / "templates" / "Qwen-Qwen3-0.6B.jinja"))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "template_text_trained" in res.stdout and "error" not in res.stdout.split("\n")[-2]
+    assert "template_text_trained" in res.stdout and res.stdout.strip().splitlines()[-1].startswith("0 errors, 0 warnings")
     res = run_cli("check", str(data), "--model", model, "--template", str(DATA / "qwen3.5.jinja"), "--template-kwargs", '{"enable_thinking": false}', "--json")
     assert res.returncode == 0 and not {f["code"] for f in json.loads(res.stdout)["findings"]} & ERRORS
