@@ -286,7 +286,7 @@ def test_qwq_drops_history_reasoning_and_reads_no_reasoning_field(qwen3) -> None
     assert trained(tok, THOUGHT2) == ["2 plus 3 is 5.<|im_end|>", "<think>\nTen and twenty make thirty.\n</think>\n\n10 plus 20 is 30.<|im_end|>"]
     report = run_checks(tok, [ONE, THOUGHT2])
     assert not codes(report) & ERRORS
-    assert report.facts["template"]["reasoning"] == "inline"
+    assert report.facts["template"]["reasoning"] == "inline" and by_code(report, "reasoning_inline").example_ids == ids([THOUGHT2])
     assert "has no reasoning block" in by_code(report, "generation_prompt_opens_reasoning").message
     assert by_code(report, "reasoning_dropped").data["last_turns"] == 0
 

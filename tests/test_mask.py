@@ -263,3 +263,36 @@ def test_mask_command(tiny_model_dir, tmp_path) -> None:
     assert "verified" in res.stdout and "10·plus·20·is·30." in res.stdout and "↵" in res.stdout
     res = runner.invoke(app, ["mask", str(data), "--model", folder, "--index", "9"])
     assert res.exit_code != 0
+
+
+@pytest.mark.parametrize("name", ["trl-qwen3_training", "trl-phi3_training", "trl-gptoss_training", "trl-deepseekv3_training"])
+def test_trl_training_templates_train_exactly_what_transformers_marks(fixtures_dir, name: str) -> None:
+    # Fact: with {% generation %} tags, the trained ids are exactly those transformers'
+    # return_assistant_tokens_mask marks (what TRL's assistant_only_loss trains), token for token, on
+    # TRL's own training templates: the "\n" after <|im_end|>, Phi's "▁\n" and <|endoftext|>, gpt-oss's
+    # "<|start|>assistant" header and DeepSeek's "<｜Assistant｜>" included.
+    import copy
+    from pathlib import Path
+
+    from workbench.template.tokenizer import load_tokenizer
+
+    data = Path(__file__).parent / "data" / "templates"
+    if name == "trl-phi3_training":
+        tok = load_tokenizer(fixtures_dir / "tokenizers" / "phi-3" / "ggml-vocab-phi-3.gguf")
+    else:
+        tok = copy.deepcopy(load_tokenizer(fixtures_dir / "tokenizers" / "qwen3"))
+        if name == "trl-gptoss_training":
+            tok.add_special_tokens({"additional_special_tokens": ["<|start|>", "<|message|>", "<|channel|>", "<|end|>", "<|return|>"], "eos_token": "<|return|>"})
+        if name == "trl-deepseekv3_training":
+            tok.add_special_tokens({"additional_special_tokens": ["<｜User｜>", "<｜Assistant｜>"], "eos_token": "<｜end▁of▁sentence｜>", "bos_token": "<｜begin▁of▁sentence｜>"})
+    path = fixtures_dir / "templates" / f"{name}.jinja"
+    tok.chat_template = (path if path.exists() else data / f"{name}.jinja").read_text(encoding="utf-8")
+    thought = [*CONV[:3], {**CONV[3], "reasoning_content": "Ten and twenty make thirty."}]
+    # Phi-3's template reads no reasoning field: workbench writes the reasoning inline (reasoning_inline says so)
+    # where transformers, given reasoning_content, drops it; so the reasoning row is compared on the others only
+    for conv in (CONV[:2], CONV) if name == "trl-phi3_training" else (CONV[:2], CONV, thought):
+        res = mask.render_and_mask(tok, conv)
+        assert res.derivation == "generation_tags" and res.agree is True and res.problems == [], (res.problems, res.disagreement)
+        raw = tok.apply_chat_template(conv, return_assistant_tokens_mask=True, return_dict=True)
+        assert raw["input_ids"] == res.rendered.input_ids
+        assert [i if m else -100 for i, m in zip(raw["input_ids"], raw["assistant_masks"])] == res.rendered.labels

@@ -151,6 +151,13 @@ CODES: dict[str, Code] = {
         "reasoning), or use a template that keeps reasoning (TRL's qwen3_training.jinja, "
         "deepseek_r1_distill_training.jinja) with --template",
     ),
+    "reasoning_inline": Code(
+        "info",
+        "the template reads no reasoning field (reasoning_content / thinking), so each turn's reasoning is written "
+        "into its content as <think>…</think> before the answer, as reasoning models emit it, and trained there",
+        "this is where workbench and TRL part: TRL renders the messages as they are, and this template would drop "
+        "reasoning_content; keep it inline in the content (as here) or drop it from the data",
+    ),
     "template_text_trained": Code(
         "info",
         "trained regions hold text the template writes, not the data: an empty reasoning block, a channel "

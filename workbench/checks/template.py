@@ -99,8 +99,16 @@ def template_checks(
     findings += _pad_checks(tokenizer, facts, eot)
     findings += _system_checks(tokenizer, renderer, rows, ids, facts)
     findings += injected_checks(tokenizer, renderer, PROBE, [{"role": "system", "content": SYSTEM_PROBE}, *PROBE], rows, ids, facts)
-    if any("reasoning_content" in m for r in rows for m in r):
+    thought = [i for i, r in zip(ids, rows) if any("reasoning_content" in m for m in r)]
+    if thought:
         facts.reasoning = renderer.reasoning_mode
+        if facts.reasoning == "inline":
+            findings.append(finding(
+                "reasoning_inline",
+                f"the template reads no reasoning field: the reasoning of {rows_phrase(thought, len(rows))} is written into "
+                "the answer as <think>…</think> and trained there",
+                thought,
+            ))  # fmt: skip
     return findings, facts
 
 
