@@ -121,3 +121,23 @@ def test_reasoning_reaches_templates_with_no_reasoning_field_inline(tiny_tokeniz
     qwen3 = T.Renderer(T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5", template=fixtures_dir / "templates" / "Qwen-Qwen3-0.6B.jinja"))
     assert qwen3.reasoning_mode == "field"
     assert "<|im_start|>assistant\n<think>\n2 and 3 make 5\n</think>\n\n5.<|im_end|>" in qwen3.render(conv)[0]
+
+
+def test_a_folder_loads_without_torch_once_its_class_is_known(fixtures_dir, tmp_path) -> None:
+    # Fact: AutoTokenizer's config machinery imports torch; the class it picked for a folder is remembered
+    # (WORKBENCH_CACHE) and loaded directly the next time, the same tokenizer without the torch import.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from workbench.template import load_tokenizer\n"
+        f"t = load_tokenizer({str(fixtures_dir / 'tokenizers' / 'qwen3')!r})\n"
+        "print(type(t).__name__, 'torch' in sys.modules, t.encode('Hello <think>x</think>'))\n"
+    )
+    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path)}
+    first, second = (subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split(maxsplit=2) for _ in range(2))
+    assert first[0] == second[0] == "Qwen2Tokenizer" and first[2] == second[2]
+    assert (first[1], second[1]) == ("True", "False")
+    assert list(json.loads((tmp_path / "tokenizer-classes.json").read_text()).values()) == ["transformers.models.qwen2.tokenization_qwen2:Qwen2Tokenizer"]

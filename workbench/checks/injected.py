@@ -110,14 +110,16 @@ def _line_at(text: str, at: int) -> str:
 def _dated(renderer: Renderer, probe: Msgs, system_probe: Msgs) -> Any:
     """None when renders do not depend on the date; False when that cannot be told; else (which probes change:
     {"plain", "system"}, (the differing text on each day), whether passing date_string pins it)."""
+    if "strftime_now" not in renderer.template:
+        return None  # a template reaches the clock only by calling strftime_now by name: no need to compile a copy
     try:
         from transformers.utils.chat_template_utils import _cached_compile_jinja_template
     except ImportError:  # pragma: no cover - depends on transformers internals
         return False
+    # a private compile whose clock is set per render: the shared, cached template keeps the real one
+    template = _cached_compile_jinja_template(renderer.template)
 
     def on(day: datetime, msgs: Msgs, extra: dict[str, Any]) -> str | None:
-        # a fresh compile per day: the shared, cached template keeps the real clock
-        template = _cached_compile_jinja_template(renderer.template)
         template.globals["strftime_now"] = lambda fmt: day.strftime(fmt)
         try:
             return template.render(messages=msgs, add_generation_prompt=False, **{**renderer.kwargs, **extra})

@@ -80,12 +80,26 @@ def read_template(template: str | Path) -> str:
 
 
 def _load(where: str, spec: str | Path, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """AutoTokenizer's tokenizer for a local folder. The class it picked last time for the same files is loaded
+    directly (AutoTokenizer would load the same class the same way), which skips the torch import its config
+    machinery brings: most of a tokenizer-only command's start-up."""
+    from workbench.template import autoclass
+
+    k = autoclass.key(where, kwargs)
+    cls = autoclass.recall(k)
+    if cls is not None:
+        try:
+            return cls.from_pretrained(where, **kwargs)
+        except Exception:  # noqa: BLE001 - the files changed under the same stamp: AutoTokenizer decides again
+            pass
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(where, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as e:
         raise WorkbenchError(f"cannot load a tokenizer from {spec}: {first_line(e)}") from None
+    autoclass.remember(k, type(tokenizer))
+    return tokenizer
 
 
 def _load_from_hub(name: str) -> PreTrainedTokenizerBase:
