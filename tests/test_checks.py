@@ -353,3 +353,11 @@ def test_cli_exit_codes_and_json(tiny_model_dir, tmp_path) -> None:
     assert bad.returncode == 2 and "--strategy" in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli("check", str(data), "--model", model, "--template-kwargs", "{enable_thinking: false}")
     assert bad.returncode == 2 and "--template-kwargs is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_not_prefix_preserving_names_a_moved_system_prompt(tiny_tokenizer) -> None:
+    # Fact: the Mistral-style tiny template folds the system prompt into the last user turn, so it moves as
+    # the conversation grows; the finding says so, not "removed reasoning".
+    report = run_checks(tiny_tokenizer("mistral"), [[SYSTEM, *MULTI]])
+    f = by_code(report, "not_prefix_preserving")
+    assert f.data["cause"] == "system" and "system prompt" in f.message and "reasoning" not in f.message + f.hint

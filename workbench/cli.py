@@ -155,9 +155,11 @@ def mask(
     """Show exactly which tokens the loss trains on, per example, as the model's chat template renders them.
 
     Trained tokens are bright, untrained dim, special tokens marked; token boundaries, spaces (·) and
-    newlines (↵) are visible. The mask comes from the template's {% generation %} tags when it has
-    them and from a template-agnostic render-and-diff otherwise (both when both apply, and they must
-    agree); every mask is verified to train exactly the assistant content plus its end-of-turn token.
+    newlines (↵) are visible. With {% generation %} tags the trained tokens are exactly what the tags
+    cover (as TRL trains them); otherwise each assistant turn from the end of its generation prompt
+    through its end-of-turn token. Both derivations run when both apply, and a difference is reported;
+    every mask is verified: each trained region is one assistant turn, its answer closed by its
+    end-of-turn token, with only the template's own text (a reasoning block, a channel header) before it.
     """
     import json
 

@@ -7,10 +7,10 @@ import pytest
 pytest.importorskip("textual")
 pytestmark = pytest.mark.anyio
 
-from textual.app import App, ComposeResult  # noqa: E402
+from textual.app import App, ComposeResult
 
-from workbench.records import Message  # noqa: E402
-from workbench.tui.widgets.chat_view import Bubble, ChatView, bubbles  # noqa: E402
+from workbench.records import Message
+from workbench.tui.widgets.chat_view import Bubble, ChatView, bubbles
 
 
 class Chat(App[None]):

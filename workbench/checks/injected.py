@@ -20,9 +20,10 @@ Msgs = list[dict[str, Any]]
 
 # Words chat templates use as markup (roles, channels, header names): not prose a template injects.
 MARKUP = frozenset(
-    "system user assistant tool tools developer model human bot ipython analysis final commentary function functions "
-    "inst sys think message channel start end header role text eot im of to".split()
-)
+    {"system", "user", "assistant", "tool", "tools", "developer", "model", "human", "bot", "ipython", "analysis",
+     "final", "commentary", "function", "functions", "inst", "sys", "think", "message", "channel", "start", "end",
+     "header", "role", "text", "eot", "im", "of", "to"}
+)  # fmt: skip
 MIN_WORDS = 3  # a piece of template text with fewer prose words is markup
 DAYS = (datetime(2024, 1, 2, 9, 30), datetime(2031, 11, 23, 18, 5))  # two renders, far apart in every field
 PIN = {"date_string": "26 Jul 2024"}  # the variable Llama-3.x templates read instead of today's date
@@ -113,7 +114,9 @@ def _dated(renderer: Renderer, probe: Msgs, system_probe: Msgs) -> Any:
     if "strftime_now" not in renderer.template:
         return None  # a template reaches the clock only by calling strftime_now by name: no need to compile a copy
     try:
-        from transformers.utils.chat_template_utils import _cached_compile_jinja_template
+        from transformers.utils.chat_template_utils import (
+            _cached_compile_jinja_template,
+        )
     except ImportError:  # pragma: no cover - depends on transformers internals
         return False
     # a private compile whose clock is set per render: the shared, cached template keeps the real one

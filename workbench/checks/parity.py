@@ -22,25 +22,25 @@ NPP = "not_prefix_preserving"
 CAUSES: dict[str, tuple[str, str]] = {
     "reasoning": (
         "the template drops an assistant turn's reasoning block once a later turn follows",
-        "earlier turns are trained without that block, as the template renders history; split multi-turn rows "
-        "into one row per assistant turn to train each turn as it was generated, reasoning included",
+        ("earlier turns are trained without that block, as the template renders history; split multi-turn rows "
+         "into one row per assistant turn to train each turn as it was generated, reasoning included"),
     ),
     "end": (
         "the template ends the last message's turn differently from earlier turns",
-        "earlier turns are trained to end with the history marker, not the one generation ends with; split "
-        "multi-turn rows into one row per assistant turn so every trained answer ends as generation does",
+        ("earlier turns are trained to end with the history marker, not the one generation ends with; split "
+         "multi-turn rows into one row per assistant turn so every trained answer ends as generation does"),
     ),
     "system": (
         "the template moves the system prompt as the conversation grows",
-        "expect earlier turns to be trained without the system prompt where the template no longer puts it; keep "
-        "the template's layout at inference, or use a template that places the system prompt first",
+        ("expect earlier turns to be trained without the system prompt where the template no longer puts it; keep "
+         "the template's layout at inference, or use a template that places the system prompt first"),
     ),
     "other": (
         "the template renders an earlier turn differently once later turns follow",
-        "expect earlier assistant turns to be trained as the template renders history; split multi-turn rows into "
-        "one row per assistant turn if each turn must be trained as it was generated",
+        ("expect earlier assistant turns to be trained as the template renders history; split multi-turn rows into "
+         "one row per assistant turn if each turn must be trained as it was generated"),
     ),
-}
+}  # fmt: skip
 
 
 def render(renderer: Renderer, msgs: Msgs, gen: bool = False) -> str | None:

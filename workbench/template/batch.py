@@ -241,8 +241,10 @@ def result_dict(tokenizer: PreTrainedTokenizerBase, conv: Conversation | None, r
         "error": res.error,
         "derivation": res.derivation if res.rendered is not None else None,
         "agree": res.agree,
+        "disagreement": res.disagreement,
         "problems": res.problems,
         "notes": res.notes,
+        "template_text": [list(w) for w in res.written],
     }
     if res.rendered is not None:
         r = res.rendered
