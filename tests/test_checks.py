@@ -278,15 +278,17 @@ def test_mask_unverified_when_the_template_rewrites_content(tiny_tokenizer) -> N
 
 
 def test_generation_tags_disagreeing_with_the_derivation(tiny_tokenizer) -> None:
+    # tags that close before <|im_end|>: they are the side that is off, and the mask they give fails
     tok = variant(
         tiny_tokenizer("chatml"),
-        "{{- '<|im_start|>assistant\\n' }}\n        {%- generation %}",
-        "{%- generation %}{{- '<|im_start|>assistant\\n' }}",
+        "{{- message.content + '<|im_end|>' }}{%- endgeneration %}",
+        "{{- message.content }}{%- endgeneration %}{{- '<|im_end|>' }}",
     )
     report = run_checks(tok, [ONE])
     f = by_code(report, "mask_disagreement")
-    assert "disagree" in f.data["examples"][0]["problems"][0]
-    assert "mask_unverified" in codes(report.findings)  # the tags train the header: verify says so
+    assert "the tags are off: they leave out '<|im_end|>' of message 1" in f.data["examples"][0]["problems"][0]
+    assert "fix the {% generation %} tags" in f.hint
+    assert "eot_not_trained" in codes(report.findings)  # the tags' mask leaves the stop token untrained
     assert "mask_disagreement" not in codes(run_checks(tiny_tokenizer("chatml"), ROWS).findings)
 
 
@@ -349,3 +351,13 @@ def test_cli_exit_codes_and_json(tiny_model_dir, tmp_path) -> None:
     assert report["severity_counts"]["error"] >= 1 and report["max_length"] == 12
     bad = run_cli("check", str(data), "--model", model, "--strategy", "everything")
     assert bad.returncode == 2 and "--strategy" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("check", str(data), "--model", model, "--template-kwargs", "{enable_thinking: false}")
+    assert bad.returncode == 2 and "--template-kwargs is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_not_prefix_preserving_names_a_moved_system_prompt(tiny_tokenizer) -> None:
+    # Fact: the Mistral-style tiny template folds the system prompt into the last user turn, so it moves as
+    # the conversation grows; the finding says so, not "removed reasoning".
+    report = run_checks(tiny_tokenizer("mistral"), [[SYSTEM, *MULTI]])
+    f = by_code(report, "not_prefix_preserving")
+    assert f.data["cause"] == "system" and "system prompt" in f.message and "reasoning" not in f.message + f.hint

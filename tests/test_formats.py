@@ -161,3 +161,52 @@ def test_from_canonical_refuses_shapes_the_schema_cannot_hold() -> None:
 def test_text_rows_are_one_assistant_turn_marked_in_meta() -> None:
     assert to_canonical({"text": "raw"}, "text") == [Message("assistant", "raw")]
     assert formats.SCHEMAS["text"].meta == {"format": "text"}
+
+
+# --- assistant reasoning ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "thinking", "reasoning"])
+def test_reasoning_fields_become_the_messages_reasoning(key: str) -> None:
+    row = {"messages": [{"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "5", key: "2 and 3 make 5"}]}
+    assert to_canonical(row, "messages")[1] == Message("assistant", "5", "2 and 3 make 5")
+
+
+def test_inline_think_block_is_split_off_as_qwen3_splits_it() -> None:
+    turn = {"from": "gpt", "value": "<think>\n2 and 3 make 5\n</think>\n\nIt is 5."}
+    got = to_canonical({"conversations": [{"from": "human", "value": "2+3?"}, turn]}, "sharegpt")[1]
+    assert got == Message("assistant", "It is 5.", "2 and 3 make 5")
+    # R1-style output: no opening <think> (the prompt held it)
+    assert to_canonical({"question": "2+3?", "answer": "add them\n</think>\n5"}, "question_answer")[1] == Message("assistant", "5", "add them")
+    # a reasoning field wins; the content is kept as written
+    both = {"role": "assistant", "content": "<think>x</think>5", "reasoning_content": "y"}
+    assert formats.parse_turns([{"role": "user", "content": "q"}, both], "messages")[1] == Message("assistant", "<think>x</think>5", "y")
+
+
+def test_reasoning_rejects_name_the_field() -> None:
+    bad = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "thinking": ["not", "text"]}]}
+    with pytest.raises(RowError) as e:
+        to_canonical(bad, "messages")
+    assert (e.value.reason, e.value.field) == ("wrong_type", "messages[1].thinking")
+    only = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>hmm</think>\n"}]}
+    with pytest.raises(RowError) as e:
+        to_canonical(only, "messages")
+    assert e.value.reason == "empty_turn" and "no answer" in e.value.detail
+
+
+plain = st.text(st.characters(blacklist_characters="<>\n\r", blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(
+    lambda s: s.strip() != ""
+)
+
+
+@pytest.mark.parametrize("fmt", ["messages", "sharegpt", "alpaca", "query_response", "prompt_completion", "question_answer"])
+def test_reasoning_round_trips_through_every_chat_schema(fmt: str) -> None:
+    # schemas without a reasoning field carry it inline, so it survives a write and a read
+    @settings(max_examples=40, deadline=None)
+    @given(plain, plain, plain)
+    def check(question: str, answer: str, reasoning: str) -> None:
+        messages = (Message("user", question), Message("assistant", answer, reasoning))
+        row = json.loads(json.dumps(from_canonical(messages, fmt)))
+        assert tuple(to_canonical(row, fmt)) == messages
+
+    check()

@@ -71,24 +71,29 @@ def test_chatml_newline_after_im_end_is_not_trained(tiny_tokenizer) -> None:
         mask.render_and_mask(tok, CONV, strategy="everything")
 
 
-def test_real_qwen_fixture_tags_agree_with_diff(fixtures_dir) -> None:
+def test_real_qwen_fixture_tags_train_exactly_what_transformers_marks(fixtures_dir) -> None:
+    # Fact: TRL's qwen2_5_training tags open before the "\n" that follows "<|im_start|>assistant" and close
+    # after the "\n" that follows <|im_end|>. With tags, workbench trains exactly the tokens transformers'
+    # return_assistant_tokens_mask marks (what TRL trains); the diff derivation (no tags) trains the answer
+    # and <|im_end|>, and the two agree: the extra "\n"s are the turn's own template text.
     from workbench.template.tokenizer import load_tokenizer
 
     folder = fixtures_dir / "tokenizers" / "qwen2.5"
     trl = load_tokenizer(folder, template=fixtures_dir / "templates" / "trl-qwen2_5_training.jinja")
     plain = load_tokenizer(folder)
+    im_end = trl.convert_tokens_to_ids("<|im_end|>")
+    newline = trl.encode("\n")
     for conv in (CONV, [SYSTEM, *CONV]):
         tagged = mask.render_and_mask(trl, conv)
         diffed = mask.render_and_mask(plain, conv)
         assert tagged.derivation == "generation_tags" and tagged.agree is True and tagged.problems == []
         assert diffed.derivation == "diff" and diffed.problems == []
         assert tagged.rendered.input_ids == diffed.rendered.input_ids
-        assert tagged.rendered.labels == diffed.rendered.labels
-        expected = [trl.encode(a) + [trl.convert_tokens_to_ids("<|im_end|>")] for a in answers(conv)]
-        assert supervised(tagged.rendered) == expected
-    # TRL's raw mask also trains the "\n" around each turn; ours leaves the template's newlines untrained
-    raw = trl.apply_chat_template(CONV, return_assistant_tokens_mask=True, return_dict=True)
-    assert sum(raw["assistant_masks"]) == tagged.rendered.trained_count + 2 * len(answers(CONV))
+        raw = trl.apply_chat_template(conv, return_assistant_tokens_mask=True, return_dict=True)
+        assert [i if m else -100 for i, m in zip(raw["input_ids"], raw["assistant_masks"])] == tagged.rendered.labels
+        assert supervised(tagged.rendered) == [newline + trl.encode(a) + [im_end] + newline for a in answers(conv)]
+        assert supervised(diffed.rendered) == [trl.encode(a) + [im_end] for a in answers(conv)]
+        assert ("tags_after", "\n") in tagged.written and ("tags_before", "\n") in tagged.written
 
 
 def test_non_prefix_preserving_templates_fall_back(fixtures_dir) -> None:
@@ -97,24 +102,32 @@ def test_non_prefix_preserving_templates_fall_back(fixtures_dir) -> None:
     folder = fixtures_dir / "tokenizers" / "qwen2.5"
     nemo = load_tokenizer(folder, template=fixtures_dir / "templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja")
     res = mask.render_and_mask(nemo, [SYSTEM, *CONV])
-    assert res.problems == [] and any("not prefix-preserving" in n for n in res.notes)
+    assert res.problems == [] and any("generation prompt is not where this turn starts" in n for n in res.notes)
+    # Fact: Qwen3's template writes the last turn's reasoning as <think>\n…\n</think>\n\n before the answer;
+    # an inline <think> block in the data is split off as reasoning and trained inside that block.
     qwen3 = load_tokenizer(folder, template=fixtures_dir / "templates" / "Qwen-Qwen3-0.6B.jinja")
     res = mask.render_and_mask(qwen3, [*CONV[:3], {"role": "assistant", "content": "<think>add</think>30"}])
-    assert res.error is None and res.problems  # the think block is rewritten: reported, not hidden
+    assert res.error is None and res.problems == []
+    last = supervised(res.rendered)[-1]
+    assert qwen3.decode(last) == "<think>\nadd\n</think>\n\n30<|im_end|>"
+    assert ("before", "<think>\n…\n</think>\n\n") in res.written
 
 
-def test_generation_tags_that_disagree_are_reported(tiny_tokenizer) -> None:
+def test_generation_tags_that_disagree_are_reported_with_the_side_that_is_off(tiny_tokenizer) -> None:
     tok = tiny_tokenizer("chatml")
-    # a template whose generation block wrongly covers the assistant header too
-    bad = tok.chat_template.replace(
-        "{{- '<|im_start|>assistant\\n' }}\n        {%- generation %}", "{%- generation %}{{- '<|im_start|>assistant\\n' }}"
-    )
-    assert bad != tok.chat_template
-    broken = tiny.build_tokenizer("chatml", chat_template=bad)
-    res = mask.render_and_mask(broken, CONV)
-    assert res.agree is False
-    assert any("disagree" in p for p in res.problems)
-    assert any("differs from the assistant content" in p for p in res.problems)
+    header = "{{- '<|im_start|>assistant\\n' }}\n        {%- generation %}"
+    assert header in tok.chat_template
+    # tags that stop before <|im_end|>: the tags are off, and the mask they give fails verification
+    short = tok.chat_template.replace("{{- message.content + '<|im_end|>' }}{%- endgeneration %}", "{{- message.content }}{%- endgeneration %}{{- '<|im_end|>' }}")
+    assert short != tok.chat_template
+    res = mask.render_and_mask(tiny.build_tokenizer("chatml", chat_template=short), CONV)
+    assert res.agree is False and "the tags are off: they leave out '<|im_end|>' of message 1" in res.disagreement
+    assert any("not an end-of-turn token" in p for p in res.problems)
+    # tags that also cover the assistant header (as gpt-oss's and DeepSeek-V3's training templates do):
+    # trained as tagged, the header noted as template text, no disagreement
+    wide = tok.chat_template.replace(header, "{%- generation %}{{- '<|im_start|>assistant\\n' }}")
+    res = mask.render_and_mask(tiny.build_tokenizer("chatml", chat_template=wide), CONV)
+    assert res.agree is True and res.problems == [] and ("tags_before", "<|im_start|>assistant\n") in res.written
 
 
 def test_verify_catches_a_broken_mask(tiny_tokenizer) -> None:
@@ -131,7 +144,12 @@ def test_verify_catches_a_broken_mask(tiny_tokenizer) -> None:
     labels = list(r.labels)
     labels[a1 - 1] = r.input_ids[a1 - 1]
     problems = broken(labels, [(a1 - 1, b1), (a2, b2)])
-    assert len(problems) == 1 and "message 1: trained text differs" in problems[0] and "expected …'2 plus" in problems[0]
+    assert len(problems) == 1 and "message 1: tokens" in problems[0] and "the inference prompt holds them" in problems[0]
+    # the first answer's first token is left out
+    labels = list(r.labels)
+    labels[a1] = -100
+    problems = broken(labels, [(a1 + 1, b1), (a2, b2)])
+    assert any("message 1: the trained text does not end with the assistant content" in p for p in problems)
     # the end-of-turn token of the second answer is left out
     labels = list(r.labels)
     labels[b2 - 1] = -100
@@ -259,3 +277,34 @@ def test_rows_over_the_character_cap_are_not_tokenised(tiny_tokenizer, monkeypat
     assert [len(b) for b in batch._batches([rows[0]] * 7, 256)] == [7]
     monkeypatch.setattr(batch, "BATCH_CHARS", 30)  # a batch closes once it holds this many characters
     assert [len(b) for b in batch._batches([rows[0]] * 7, 256)] == [3, 3, 1]
+@pytest.mark.parametrize("name", ["trl-qwen3_training", "trl-phi3_training", "trl-gptoss_training", "trl-deepseekv3_training"])
+def test_trl_training_templates_train_exactly_what_transformers_marks(fixtures_dir, name: str) -> None:
+    # Fact: with {% generation %} tags, the trained ids are exactly those transformers'
+    # return_assistant_tokens_mask marks (what TRL's assistant_only_loss trains), token for token, on
+    # TRL's own training templates: the "\n" after <|im_end|>, Phi's "▁\n" and <|endoftext|>, gpt-oss's
+    # "<|start|>assistant" header and DeepSeek's "<｜Assistant｜>" included.
+    import copy
+    from pathlib import Path
+
+    from workbench.template.tokenizer import load_tokenizer
+
+    data = Path(__file__).parent / "data" / "templates"
+    if name == "trl-phi3_training":
+        tok = load_tokenizer(fixtures_dir / "tokenizers" / "phi-3" / "ggml-vocab-phi-3.gguf")
+    else:
+        tok = copy.deepcopy(load_tokenizer(fixtures_dir / "tokenizers" / "qwen3"))
+        if name == "trl-gptoss_training":
+            tok.add_special_tokens({"additional_special_tokens": ["<|start|>", "<|message|>", "<|channel|>", "<|end|>", "<|return|>"], "eos_token": "<|return|>"})
+        if name == "trl-deepseekv3_training":
+            tok.add_special_tokens({"additional_special_tokens": ["<｜User｜>", "<｜Assistant｜>"], "eos_token": "<｜end▁of▁sentence｜>", "bos_token": "<｜begin▁of▁sentence｜>"})
+    path = fixtures_dir / "templates" / f"{name}.jinja"
+    tok.chat_template = (path if path.exists() else data / f"{name}.jinja").read_text(encoding="utf-8")
+    thought = [*CONV[:3], {**CONV[3], "reasoning_content": "Ten and twenty make thirty."}]
+    # Phi-3's template reads no reasoning field: workbench writes the reasoning inline (reasoning_inline says so)
+    # where transformers, given reasoning_content, drops it; so the reasoning row is compared on the others only
+    for conv in (CONV[:2], CONV) if name == "trl-phi3_training" else (CONV[:2], CONV, thought):
+        res = mask.render_and_mask(tok, conv)
+        assert res.derivation == "generation_tags" and res.agree is True and res.problems == [], (res.problems, res.disagreement)
+        raw = tok.apply_chat_template(conv, return_assistant_tokens_mask=True, return_dict=True)
+        assert raw["input_ids"] == res.rendered.input_ids
+        assert [i if m else -100 for i, m in zip(raw["input_ids"], raw["assistant_masks"])] == res.rendered.labels

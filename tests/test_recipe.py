@@ -107,3 +107,14 @@ def test_every_field_has_help_and_round_trips_through_yaml(tmp_path: Path) -> No
 def test_missing_recipe_file_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match="no such recipe"):
         rc.load(tmp_path / "nope.yaml")
+
+
+def test_model_template_kwargs_are_plain_named_values(tmp_path: Path) -> None:
+    r = rc.load(write(tmp_path, "model:\n  template_kwargs: {enable_thinking: false, reasoning_effort: low}\n"))
+    assert r.model.template_kwargs == {"enable_thinking": False, "reasoning_effort": "low"}
+    assert rc.from_dict({}, overrides=["model.template_kwargs.date_string='26 Jul 2024'"]).model.template_kwargs == {"date_string": "26 Jul 2024"}
+    # an unquoted YAML date is a date object, not what a template's string concatenation can use
+    with pytest.raises(WorkbenchError, match=r"model\.template_kwargs: date_string: a date is not a plain value; quote it"):
+        rc.load(write(tmp_path, "model:\n  template_kwargs: {date_string: 2024-07-26}\n"))
+    with pytest.raises(WorkbenchError, match=r"model\.template_kwargs: 'not a name' is not a name a template can read"):
+        rc.from_dict({"model": {"template_kwargs": {"not a name": 1}}})

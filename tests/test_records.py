@@ -46,3 +46,14 @@ def test_severity_order() -> None:
     assert severity_at_least("error", "warning")
     assert severity_at_least("warning", "warning")
     assert not severity_at_least("info", "warning")
+
+
+def test_reasoning_is_part_of_the_id_and_the_trl_row_only_when_present() -> None:
+    plain = [Message("user", "hi"), Message("assistant", "yo")]
+    assert conversation_id(plain) == conversation_id([Message("user", "hi"), Message("assistant", "yo", None)])
+    thought = [Message("user", "hi"), Message("assistant", "yo", "greet back")]
+    assert conversation_id(thought) != conversation_id(plain)
+    # the reasoning is not ambiguous with the content: moving text across the boundary changes the id
+    assert conversation_id([Message("user", "hi"), Message("assistant", "yog", "reet back")]) != conversation_id(thought)
+    assert thought[1].to_dict() == {"role": "assistant", "content": "yo", "reasoning_content": "greet back"}
+    assert plain[1].to_dict() == {"role": "assistant", "content": "yo"}

@@ -76,3 +76,68 @@ def test_real_qwen_fixture(fixtures_dir) -> None:
 def test_gguf_file(fixtures_dir) -> None:
     tok = T.load_tokenizer(fixtures_dir / "tokenizers" / "phi-3" / "ggml-vocab-phi-3.gguf")
     assert tok.chat_template and "<|end|>" in T.render(tok, CONV)
+
+
+TEMPLATES = __import__("pathlib").Path(__file__).parent / "data" / "templates"
+
+
+def test_template_kwargs_reach_every_render(fixtures_dir) -> None:
+    # Fact: Qwen3.5's generation prompt opens "<think>\n"; with enable_thinking false it writes the empty
+    # block "<think>\n\n</think>\n\n" itself. The kwargs set at load reach render, Renderer and the mask.
+    from workbench.template import mask
+
+    plain = T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen3", template=TEMPLATES / "qwen3.5.jinja")
+    off = T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen3", template=TEMPLATES / "qwen3.5.jinja", template_kwargs={"enable_thinking": False})
+    assert T.template_kwargs_of(plain) == {} and T.template_kwargs_of(off) == {"enable_thinking": False}
+    assert T.render(plain, CONV[:1], add_generation_prompt=True).endswith("<|im_start|>assistant\n<think>\n")
+    assert T.render(off, CONV[:1], add_generation_prompt=True).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert T.Renderer(off).render(CONV[:1], add_generation_prompt=True)[0] == T.render(off, CONV[:1], add_generation_prompt=True)
+    # the same tokenizer object with new kwargs gets a fresh mask context
+    T.set_template_kwargs(plain, {"enable_thinking": False})
+    assert mask._context(plain).renderer.template_kwargs == {"enable_thinking": False}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[1, 2]", "must be a JSON object"), ("{oops", "not valid JSON"), ('{"messages": []}', "set by workbench itself"),
+     ('{"a-b": 1}', "not a name a template can read")],
+)  # fmt: skip
+def test_template_kwargs_errors_name_the_flag(text: str, message: str) -> None:
+    from workbench.errors import UsageError
+
+    with pytest.raises(UsageError, match=message) as e:
+        T.parse_template_kwargs(text)
+    assert "--template-kwargs" in e.value.message
+    assert T.parse_template_kwargs(None) == {} and T.parse_template_kwargs('{"reasoning_effort": "low"}') == {"reasoning_effort": "low"}
+
+
+def test_reasoning_reaches_templates_with_no_reasoning_field_inline(tiny_tokenizer, fixtures_dir) -> None:
+    # ChatML reads no reasoning field: the reasoning is written back into the content as a <think> block.
+    # Qwen3 reads reasoning_content: it gets the field and writes the block itself.
+    conv = [CONV[0], {"role": "assistant", "content": "5.", "reasoning_content": "2 and 3 make 5"}]
+    chatml = T.Renderer(tiny_tokenizer("chatml"))
+    assert chatml.reasoning_mode == "inline"
+    assert "<|im_start|>assistant\n<think>\n2 and 3 make 5\n</think>\n\n5.<|im_end|>" in chatml.render(conv)[0]
+    qwen3 = T.Renderer(T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5", template=fixtures_dir / "templates" / "Qwen-Qwen3-0.6B.jinja"))
+    assert qwen3.reasoning_mode == "field"
+    assert "<|im_start|>assistant\n<think>\n2 and 3 make 5\n</think>\n\n5.<|im_end|>" in qwen3.render(conv)[0]
+
+
+def test_a_folder_loads_without_torch_once_its_class_is_known(fixtures_dir, tmp_path) -> None:
+    # Fact: AutoTokenizer's config machinery imports torch; the class it picked for a folder is remembered
+    # (WORKBENCH_CACHE) and loaded directly the next time, the same tokenizer without the torch import.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from workbench.template import load_tokenizer\n"
+        f"t = load_tokenizer({str(fixtures_dir / 'tokenizers' / 'qwen3')!r})\n"
+        "print(type(t).__name__, 'torch' in sys.modules, t.encode('Hello <think>x</think>'))\n"
+    )
+    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path)}
+    first, second = (subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split(maxsplit=2) for _ in range(2))
+    assert first[0] == second[0] == "Qwen2Tokenizer" and first[2] == second[2]
+    assert (first[1], second[1]) == ("True", "False")
+    assert list(json.loads((tmp_path / "tokenizer-classes.json").read_text()).values()) == ["transformers.models.qwen2.tokenization_qwen2:Qwen2Tokenizer"]

@@ -280,3 +280,27 @@ def test_cli_train_with_overrides(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "workbench", "train", str(REPO / "recipes" / "demo-cpu.yaml"), "lora.rr=4"],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert bad.returncode == 1 and "lora.rr: unknown key" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_qwen35_thinking_template_trains_a_plain_dataset_end_to_end(tmp_path: Path) -> None:
+    # Fact: a Qwen3.5-style thinking template writes "<think>\n\n</think>\n\n" before every last answer of a
+    # plain row and its generation prompt opens "<think>\n". Every row still trains (none dropped for its
+    # mask), each trains the empty block, the answer and <|im_end|>, and the adapter stops at <|im_end|>.
+    template = REPO / "tests" / "data" / "templates" / "qwen3.5.jinja"
+    r = make(tmp_path, f"model.template={template}", "train.max_steps=3")
+    rows = convs(16) + [Conversation.make([Message("user", "Hi"), Message("assistant", "Hello.", "A greeting.")], Source("s", row=99))]
+    res = tr.train(r, prepared=rows)
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert info["examples"]["train"] == 17 and sum(info["examples"]["dropped"].values()) == 0
+    assert res.steps == 3
+    from workbench.template.mask import render_and_mask
+    from workbench.template.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tr.model_path(r.model), template=template)
+    first = render_and_mask(tok, rows[0]).rendered
+    assert tok.decode(first.input_ids[slice(*first.assistant_spans[0])]) == "<think>\n\n</think>\n\nThe answer is 0. #### 0<|im_end|>"
+    thought = render_and_mask(tok, rows[-1]).rendered
+    assert tok.decode(thought.input_ids[slice(*thought.assistant_spans[0])]) == "<think>\nA greeting.\n</think>\n\nHello.<|im_end|>"
+    gen = json.loads((res.run_dir / "adapter" / "generation_config.json").read_text())
+    eos = gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]]
+    assert tok.convert_tokens_to_ids("<|im_end|>") in eos

@@ -89,6 +89,7 @@ def stats(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name: adds token and trained-token columns.")] = None,
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables every chat-template render gets, e.g. \'{"enable_thinking": false}\'.')] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Count rows over this many tokens.")] = None,
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: FIELD=COLUMN (repeatable).")] = None,
@@ -112,9 +113,9 @@ def stats(
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()
     tokenizer = None
     if model:
-        from workbench.template import load_tokenizer
+        from workbench.template import load_tokenizer, parse_template_kwargs
 
-        tokenizer = load_tokenizer(model, template=template)
+        tokenizer = load_tokenizer(model, template=template, template_kwargs=parse_template_kwargs(template_kwargs))
     with progress("tokenising", total=len(data.conversations)) as update:
         df = wd.frame(data.conversations, tokenizer=tokenizer, max_length=max_length, on_progress=update)
     summary = wd.summary(df, max_length=max_length)
@@ -143,6 +144,7 @@ def mask(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables every chat-template render gets, e.g. \'{"enable_thinking": false}\'.')] = None,
     index: Annotated[Optional[int], typer.Option("--index", "-i", help="Show only the conversation at this 0-based index.")] = None,
     id: Annotated[Optional[str], typer.Option("--id", help="Show only the conversation with this id (a unique prefix will do).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many conversations to show without --index/--id.")] = 5,
@@ -156,9 +158,11 @@ def mask(
     """Show exactly which tokens the loss trains on, per example, as the model's chat template renders them.
 
     Trained tokens are bright, untrained dim, special tokens marked; token boundaries, spaces (·) and
-    newlines (↵) are visible. The mask comes from the template's {% generation %} tags when it has
-    them and from a template-agnostic render-and-diff otherwise (both when both apply, and they must
-    agree); every mask is verified to train exactly the assistant content plus its end-of-turn token.
+    newlines (↵) are visible. With {% generation %} tags the trained tokens are exactly what the tags
+    cover (as TRL trains them); otherwise each assistant turn from the end of its generation prompt
+    through its end-of-turn token. Both derivations run when both apply, and a difference is reported;
+    every mask is verified: each trained region is one assistant turn, its answer closed by its
+    end-of-turn token, with only the template's own text (a reasoning block, a channel header) before it.
     """
     import json
 
@@ -166,7 +170,7 @@ def mask(
     from workbench import template as mk
     from workbench.console import out
     from workbench.console.mask import render_all
-    from workbench.template import load_tokenizer
+    from workbench.template import load_tokenizer, parse_template_kwargs
 
     if strategy not in mk.STRATEGIES:
         raise UsageError(f"--strategy {strategy!r} is not one of {', '.join(mk.STRATEGIES)}")
@@ -174,7 +178,7 @@ def mask(
         raise UsageError(f"--max-length must be positive, got {max_length}")
     data = wd.load(paths, format=format, mapping=parse_map(map)).require_rows()
     rows = mk.pick(data.conversations, index=index, id=id, limit=limit)
-    tokenizer = load_tokenizer(model, template=template)
+    tokenizer = load_tokenizer(model, template=template, template_kwargs=parse_template_kwargs(template_kwargs))
     items = mk.inspect(tokenizer, rows, strategy=strategy, train_eot=not no_eot, max_length=max_length)
     if as_json:
         for _, conv, res in items:
@@ -333,6 +337,7 @@ def check(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).", metavar="DATA...", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file or hub name.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables every chat-template render gets, e.g. \'{"enable_thinking": false}\'.')] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Report what truncation to this many tokens cuts.")] = None,
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="What is trained: assistant (every assistant turn), last (the last one), all (every token).")] = "assistant",
     fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding this severe or worse exists: error, warning or info.")] = "error",
@@ -353,12 +358,13 @@ def check(
     from workbench.checks import check_options, run_checks
     from workbench.console import err, out, progress, say
     from workbench.console.check import render_report
-    from workbench.template import load_tokenizer
+    from workbench.template import load_tokenizer, parse_template_kwargs
 
     check_options(strategy=strategy, max_length=max_length, fail_on=fail_on)
+    kwargs = parse_template_kwargs(template_kwargs)
     with progress("reading") as update:
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()  # "no findings" on no rows would lie
-    tokenizer = load_tokenizer(model, template=template)
+    tokenizer = load_tokenizer(model, template=template, template_kwargs=kwargs)
     with progress("checking", total=len(data.conversations)) as update:
         report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
     if as_json:
@@ -418,6 +424,7 @@ def eval_(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results JSON here [default with RUN_DIR: RUN_DIR/eval.json].")] = None,
     num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per prompt [default: the task's].")] = None,
     chat_template: Annotated[Optional[bool], typer.Option("--chat-template/--no-chat-template", help="Format prompts with the tokenizer's chat template [default: when it has one].")] = None,
+    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables the chat template gets in every prompt [default with RUN_DIR: model.template_kwargs of its recipe], e.g. \'{"enable_thinking": false}\'.')] = None,
     system: Annotated[Optional[str], typer.Option("--system", help="System instruction for every prompt.")] = None,
     gen: Annotated[Optional[list[str]], typer.Option("--gen", help="Generation setting KEY=VALUE, e.g. max_gen_toks=256 (repeatable).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling, few-shot selection and generation [default: 1234, or the recipe's train.seed].")] = None,
@@ -447,8 +454,10 @@ def eval_(
     from workbench.console.evaluate import render_comparison, render_single
 
     from workbench.outputs import guard
+    from workbench.template import parse_template_kwargs
 
     gen_kwargs = {k: yaml.safe_load(v) for k, v in parse_map(gen).items()} if gen else None
+    chat_args = parse_template_kwargs(template_kwargs) if template_kwargs is not None else None
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     data_map = parse_map(data) if data else None
     run_files = [run_dir / n for n in ("recipe.yaml", "run.json", "adapter", "heldout.jsonl")] if run_dir else []
@@ -459,7 +468,7 @@ def eval_(
         if model or adapter:
             raise UsageError("give RUN_DIR or --model/--adapter, not both")
         extra = {k: v for k, v in {"num_fewshot": num_fewshot, "apply_chat_template": chat_template, "system_instruction": system,
-                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device}.items() if v is not None}  # fmt: skip
+                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device, "chat_template_args": chat_args}.items() if v is not None}  # fmt: skip
         if heldout:
             extra["heldout"] = str(heldout)
         base, adapted, dest = evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
@@ -471,7 +480,8 @@ def eval_(
             raise UsageError("--tasks names nothing to run", "e.g. --tasks gsm8k_local,heldout")
         settings = Settings(tasks=task_list or [], limit=_limit(limit), num_fewshot=num_fewshot, apply_chat_template=chat_template,
                                system_instruction=system, gen_kwargs=gen_kwargs, seed=seed if seed is not None else 1234, batch_size=bs,
-                               device=device, heldout=str(heldout) if heldout else None, generations=generations)  # fmt: skip
+                               device=device, heldout=str(heldout) if heldout else None, generations=generations,
+                               chat_template_args=chat_args)  # fmt: skip
         runs = evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
                                 data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=note)  # fmt: skip
         base, adapted = runs[0], (runs[1] if adapter else None)

@@ -110,7 +110,10 @@ def tokenizer_key(tokenizer: Any) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else str(sorted(tokenizer.get_vocab().items()))
     specials = {k: str(getattr(tokenizer, k, None)) for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
-    return _key(body, specials, getattr(tokenizer, "chat_template", None), getattr(tokenizer, "add_bos_token", None))
+    from workbench.template import template_kwargs_of
+
+    return _key(body, specials, getattr(tokenizer, "chat_template", None), getattr(tokenizer, "add_bos_token", None),
+                template_kwargs_of(tokenizer))  # fmt: skip
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -190,7 +193,8 @@ class _Run:
         if self._tokenizer is None:
             from workbench.template import load_tokenizer
 
-            self._tokenizer = load_tokenizer(self.model_path(), template=self.recipe.model.template)
+            m = self.recipe.model
+            self._tokenizer = load_tokenizer(self.model_path(), template=m.template, template_kwargs=m.template_kwargs)
         return self._tokenizer
 
     # keys

@@ -47,6 +47,9 @@ class ModelConfig(Section):
     (data/corpus/) and cached, so a fine-tune has something to build on."""
     template: str | None = None
     """A Jinja chat-template file that replaces the tokenizer's."""
+    template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Variables every render of the chat template gets, in training, checks and eval alike (enable_thinking: false
+    for Qwen3's non-thinking prompt, reasoning_effort: low for gpt-oss, date_string to pin Llama-3's date)."""
     max_length: int = Field(default=2048, gt=0)
     """Longest rendered example in tokens; longer ones are dropped (counted, with the reason) rather than truncated."""
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
@@ -55,6 +58,27 @@ class ModelConfig(Section):
     """Options for the `tiny:`/`tiny-pretrained:` model (hidden, layers, heads, kv_heads, vocab_size, ...); see workbench.train.tiny.build."""
     attn_implementation: str | None = None
     """Attention kernel passed to from_pretrained (sdpa, eager, flash_attention_2); None lets transformers choose."""
+
+    @field_validator("template_kwargs")
+    @classmethod
+    def _template_kwargs(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            if not key.isidentifier():
+                raise ValueError(f"{key!r} is not a name a template can read")
+            _json_value(value, key)
+        return v
+
+
+def _json_value(value: Any, where: str) -> None:
+    """Template variables are plain data: YAML's dates and the like must be quoted strings."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _json_value(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _json_value(v, f"{where}.{k}")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{where}: a {type(value).__name__} is not a plain value; quote it")
 
 
 class DedupConfig(Section):

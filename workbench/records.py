@@ -15,13 +15,21 @@ SEVERITIES: tuple[str, ...] = ("info", "warning", "error")  # ascending
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One turn. ``role`` is already normalised to system | user | assistant | tool."""
+    """One turn. ``role`` is already normalised to system | user | assistant | tool.
+
+    ``reasoning``: an assistant turn's reasoning (chain of thought), kept apart from the answer in
+    ``content``; None when the turn has none. It reaches chat templates as ``reasoning_content``.
+    """
 
     role: str
     content: str
+    reasoning: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+        d = {"role": self.role, "content": self.content}
+        if self.reasoning is not None:
+            d["reasoning_content"] = self.reasoning  # the field Qwen3 / DeepSeek templates (and TRL) read
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +52,11 @@ def conversation_id(messages: tuple[Message, ...] | list[Message]) -> str:
     """A stable content hash of the messages: the same example has the same id in every run."""
     # one update over the joined bytes: the same digest as feeding each piece, at less per-call cost
     data = b"".join(
-        m.role.encode() + b"\x1f" + m.content.encode("utf-8", "surrogatepass") + b"\x1e" for m in messages
+        m.role.encode() + b"\x1f" + m.content.encode("utf-8", "surrogatepass")
+        # reasoning only when present, so rows without it keep the ids they always had
+        + (b"\x1d" + m.reasoning.encode("utf-8", "surrogatepass") if m.reasoning is not None else b"")
+        + b"\x1e"
+        for m in messages
     )
     h = hashlib.blake2b(data, digest_size=8)
     return h.hexdigest()

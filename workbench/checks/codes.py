@@ -47,6 +47,21 @@ CODES: dict[str, Code] = {
         "the template injects a default system prompt into rows that have none, and it is trained on as context",
         "give these rows an explicit system turn (even an empty one) if you do not want the default",
     ),
+    "injected_text": Code(
+        "info",
+        "the template adds text no message holds to every render (Llama-3's \"Cutting Knowledge Date\" header, "
+        "gpt-oss's \"You are ChatGPT\" block): every row is trained with it as context",
+        "expect it at inference too (the same template adds it); to change it pass the variable the template reads "
+        "with --template-kwargs (gpt-oss: model_identity, reasoning_effort) or edit the template",
+    ),
+    "date_in_render": Code(
+        "warning",
+        "the render holds the date it is made on (the template calls strftime_now): the same row gives different "
+        "tokens on another day, and training carries the training day's date",
+        "pin the date: --template-kwargs '{\"date_string\": \"26 Jul 2024\"}' (model.template_kwargs in a recipe) "
+        "where the template reads date_string (Llama-3.x); otherwise render once and keep the tokens, or edit the "
+        "template to read the date from a variable",
+    ),
     "system_prompt_moved": Code(
         "warning",
         "the template does not put the system prompt at the start (e.g. Mistral-Nemo: only in the last user turn)",
@@ -61,7 +76,7 @@ CODES: dict[str, Code] = {
     # --- tokens: BOS, pad, end of turn, stop ---
     "double_bos": Code(
         "error",
-        "apply_chat_template(tokenize=True) starts with two BOS tokens",
+        "apply_chat_template(tokenize=True) holds two BOS tokens among its first tokens",
         "remove the BOS from the template or stop the tokenizer from adding one (add_bos_token: false)",
     ),
     "double_bos_retokenized": Code(
@@ -115,22 +130,55 @@ CODES: dict[str, Code] = {
     ),
     "not_prefix_preserving": Code(
         "warning",
-        "the template rewrites earlier turns as the conversation grows (e.g. Qwen3 drops earlier <think> "
-        "reasoning), so a row's earlier turns are trained differently than they were generated",
-        "expect earlier assistant turns to be trained without the removed text; split multi-turn rows into "
-        "one row per assistant turn if you need it kept",
+        "the template renders an earlier turn differently once later turns follow (the message names what changes: "
+        "removed reasoning, a different end of turn, a moved system prompt)",
+        "expect earlier assistant turns to be trained as the template renders history; split multi-turn rows into "
+        "one row per assistant turn if each turn must be trained as it was generated",
+    ),
+    "generation_prompt_opens_reasoning": Code(
+        "warning",
+        "the generation prompt opens a reasoning block (<think>) that the training render of these rows lacks "
+        "or closes empty: at inference the model is prompted to reason, in training it answers without reasoning",
+        "add the reasoning to these rows (reasoning_content, or <think>…</think> before the answer), or render "
+        "without it where the template allows (--template-kwargs '{\"enable_thinking\": false}')",
+    ),
+    # --- reasoning ---
+    "reasoning_dropped": Code(
+        "warning",
+        "the template drops the reasoning of some assistant turns (Qwen3: of turns before the last user message; "
+        "DeepSeek-R1: of every turn), so those reasoning tokens are never trained",
+        "split multi-turn rows into one row per assistant turn (each turn is then the last and keeps its "
+        "reasoning), or use a template that keeps reasoning (TRL's qwen3_training.jinja, "
+        "deepseek_r1_distill_training.jinja) with --template",
+    ),
+    "reasoning_inline": Code(
+        "info",
+        "the template reads no reasoning field (reasoning_content / thinking), so each turn's reasoning is written "
+        "into its content as <think>…</think> before the answer, as reasoning models emit it, and trained there",
+        "this is where workbench and TRL part: TRL renders the messages as they are, and this template would drop "
+        "reasoning_content; keep it inline in the content (as here) or drop it from the data",
+    ),
+    "template_text_trained": Code(
+        "info",
+        "trained regions hold text the template writes, not the data: an empty reasoning block, a channel "
+        "header, or what the {% generation %} tags cover beyond the answer and its end-of-turn token",
+        "nothing to fix: the model generates this text at inference (tags: trained as tagged, as TRL does); "
+        "see `workbench mask` for the tokens",
     ),
     # --- the loss mask ---
     "mask_unverified": Code(
         "error",
-        "the trained tokens do not decode to exactly the assistant contents plus their end-of-turn tokens",
+        "a trained region is not exactly one assistant turn: its answer, closed by its end-of-turn token, and before "
+        "it only the template's own text for that turn (a reasoning block, a channel header)",
         "see `data` for the problems; often the template rewrites or drops part of the content - "
         "look at one row with `workbench mask DATA --model M --id ID`",
     ),
     "mask_disagreement": Code(
         "warning",
-        "the template's {% generation %} tags and the template-agnostic derivation train different tokens",
-        "see `data` for both spans; fix the generation tags (TRL trains on exactly what they cover)",
+        "the template's {% generation %} tags and the template-agnostic derivation train different tokens; "
+        "the message names the side that is off (the tags are used, as TRL uses them)",
+        "when the tags are off, fix the {% generation %} tags (TRL trains on exactly what they cover); when the "
+        "render-and-diff derivation is off, the template rewrites the turn and the tags are right",
     ),
     "no_trained_tokens": Code(
         "error",
@@ -168,10 +216,12 @@ def finding(
     *,
     data: dict[str, Any] | None = None,
     severity: str | None = None,
+    hint: str | None = None,
 ) -> Finding:
-    """A Finding with ``code``'s severity and hint from the registry; example ids sorted and distinct."""
+    """A Finding with ``code``'s severity and hint from the registry (``hint`` when the cause calls for
+    another); example ids sorted and distinct."""
     spec = CODES[code]
-    return Finding(code, severity or spec.severity, message, unique(example_ids), spec.hint, dict(data or {}))
+    return Finding(code, severity or spec.severity, message, unique(example_ids), hint or spec.hint, dict(data or {}))
 
 
 def some(ids: Sequence[str], k: int = 3) -> str:

@@ -1,5 +1,5 @@
 """Per-row checks over one render+mask per row: template errors, end of turn in the labels, mask verification,
-train/inference parity, prefix preservation and truncation."""
+train/inference parity, prefix preservation, reasoning, template text and truncation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.checks.codes import finding, rows_phrase
+from workbench.checks.hits import Hits
+from workbench.checks.parity import check_parity, check_prefix, parity_findings, prefix_findings, render
+from workbench.checks.reasoning import Reasoning, template_text, template_text_findings
 from workbench.records import Finding
-from workbench.template.chat import Renderer, TemplateError
+from workbench.template.chat import Renderer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -19,7 +22,6 @@ if TYPE_CHECKING:
 
 Msgs = list[dict[str, Any]]
 IGNORE = -100
-DETAILS = 20  # per code, the examples whose details (diffs, problems) go into Finding.data
 PARITY_BATCH = 256
 
 
@@ -30,19 +32,6 @@ class RowStats:
     tokens: int = 0
     trained_tokens: int = 0
     derivations: dict[str, int] = field(default_factory=dict)
-
-
-class _Hits:
-    """Example ids and a few details per code."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, list[str]] = defaultdict(list)
-        self.details: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def add(self, code: str, rid: str, **detail: Any) -> None:
-        self.ids[code].append(rid)
-        if detail and len(self.details[code]) < DETAILS:
-            self.details[code].append({"id": rid, **detail})
 
 
 def row_checks(
@@ -58,9 +47,10 @@ def row_checks(
     from workbench.template import batch, mask
 
     n = len(rows)
-    renderer = Renderer(tokenizer)
-    eot = set(mask.end_of_turn_ids(tokenizer))
-    hits = _Hits()
+    ctx = mask._context(tokenizer)
+    renderer = ctx.renderer
+    hits = Hits()
+    reasoning = Reasoning()
     failures: dict[tuple[str, str], list[str]] = defaultdict(list)
     stats = RowStats(rows=n)
     trunc = {"lost": 0, "trained_over": 0, "longest": 0}
@@ -84,30 +74,27 @@ def row_checks(
         stats.tokens += len(r.input_ids)
         stats.trained_tokens += r.trained_count
         stats.derivations[res.derivation] = stats.derivations.get(res.derivation, 0) + 1
-        _check_labels(tokenizer, msgs, rid, res, eot, strategy, hits)
+        _check_labels(tokenizer, ctx, msgs, rid, res, strategy, hits)
         if max_length is not None:
-            _check_truncation(r.input_ids, r.labels, rid, max_length, eot, hits, trunc)
-        _check_prefix(renderer, msgs, r.text, rid, hits)
+            _check_truncation(r.input_ids, r.labels, rid, max_length, ctx.eot, hits, trunc)
+        check_prefix(renderer, msgs, r.text, rid, hits)
+        reasoning.check(msgs, r.text, rid)
+        template_text(hits, res.written, rid)
         last = max((k for k, m in enumerate(msgs) if m.get("role") == "assistant"), default=0)
         if last > 0:
-            prompt = _render(renderer, msgs[:last], gen=True)
+            prompt = render(renderer, msgs[:last], gen=True)
             if prompt is not None:
                 parity.append((rid, prompt, r.text, r.input_ids))
         if len(parity) >= PARITY_BATCH:
-            _check_parity(tokenizer, parity, hits)
+            check_parity(tokenizer, parity, hits)
             parity = []
-    _check_parity(tokenizer, parity, hits)
-    return _findings(hits, failures, trunc, stats, n, max_length), stats
+    check_parity(tokenizer, parity, hits)
+    findings = _findings(hits, failures, trunc, stats, n, max_length)
+    findings += prefix_findings(hits, n) + parity_findings(hits, n) + reasoning.findings(tokenizer, n)
+    return findings + template_text_findings(hits, n), stats
 
 
 # --- one row ----------------------------------------------------------------------------------
-
-
-def _render(renderer: Renderer, msgs: Msgs, gen: bool = False) -> str | None:
-    try:
-        return renderer.render(msgs, add_generation_prompt=gen)[0]
-    except TemplateError:
-        return None
 
 
 def _alternates(msgs: Msgs) -> bool:
@@ -124,18 +111,20 @@ def _alternates(msgs: Msgs) -> bool:
 def _classify_failure(renderer: Renderer, msgs: Msgs) -> str:
     if any(m.get("role") == "system" for m in msgs):
         rest = [m for m in msgs if m.get("role") != "system"]
-        if rest and _alternates(rest) and _render(renderer, rest) is not None:
+        if rest and _alternates(rest) and render(renderer, rest) is not None:
             return "system_unsupported"
     return "render_error" if _alternates(msgs) else "roles_not_alternating"
 
 
 def _check_labels(
-    tokenizer: PreTrainedTokenizerBase, msgs: Msgs, rid: str, res: MaskResult, eot: set[int], strategy: str, hits: _Hits
+    tokenizer: PreTrainedTokenizerBase, ctx: Any, msgs: Msgs, rid: str, res: MaskResult, strategy: str, hits: Hits
 ) -> None:
     from workbench.template import mask
+    from workbench.template.verification import split_tail
 
     r = res.rendered
     assert r is not None
+    eot = ctx.eot
     runs = mask.trained_runs(r.labels)
     if not runs:
         hits.add("no_trained_tokens", rid)
@@ -143,21 +132,19 @@ def _check_labels(
         if not any(t in eot for t in r.input_ids):
             hits.add("eot_not_trained", rid, ends_with=None)
     else:
-        ends = [r.input_ids[b - 1] for a, b in runs if r.input_ids[b - 1] not in eot]
+        # a region ends its turn when its closing stretch holds an end-of-turn token (tags may add "\n" after it)
+        ends = [r.input_ids[b - 1] for a, b in runs if split_tail(r.input_ids, a, b, eot, ctx.is_blank)[1] is None]
         if ends or (not runs and any(m.get("role") == "assistant" for m in msgs)):
             hits.add("eot_not_trained", rid, ends_with=tokenizer.convert_ids_to_tokens(ends))
-    problems = res.problems
     if res.agree is False:
-        hits.add("mask_disagreement", rid, problems=[p for p in problems if "disagree" in p])
-        # The row's problems mix both derivations; verify the mask actually used on its own.
-        problems = mask.verify(tokenizer, msgs, r, strategy=strategy)
-    other = [p for p in problems if "end-of-turn" not in p]  # eot_not_trained reports those
+        hits.add("mask_disagreement", rid, problems=[res.disagreement])
+    other = [p for p in res.problems if "end-of-turn" not in p]  # eot_not_trained reports those
     if other:
         hits.add("mask_unverified", rid, problems=other)
 
 
 def _check_truncation(
-    ids: list[int], labels: list[int], rid: str, max_length: int, eot: set[int], hits: _Hits, trunc: dict[str, int]
+    ids: list[int], labels: list[int], rid: str, max_length: int, eot: set[int], hits: Hits, trunc: dict[str, int]
 ) -> None:
     if len(ids) <= max_length:
         return
@@ -175,86 +162,34 @@ def _check_truncation(
         hits.add("truncation_cuts_eot", rid, tokens=len(ids), end_of_turn_at=last_eot)
 
 
-def _divergence(a: Sequence[Any], b: Sequence[Any]) -> int:
-    k = 0
-    while k < min(len(a), len(b)) and a[k] == b[k]:
-        k += 1
-    return k
-
-
-def _check_prefix(renderer: Renderer, msgs: Msgs, full: str, rid: str, hits: _Hits) -> None:
-    """Each earlier assistant turn, rendered as the conversation's end, must be a prefix of the whole render."""
-    turns = [k for k, m in enumerate(msgs) if m.get("role") == "assistant"]
-    for k in turns[:-1]:
-        text = _render(renderer, msgs[: k + 1])
-        if text is None or full.startswith(text):
-            continue
-        at = _divergence(text, full)
-        hits.add(
-            "not_prefix_preserving",
-            rid,
-            message=k,
-            at_char=at,
-            turn_render=text[max(0, at - 30) : at + 60],
-            full_render=full[max(0, at - 30) : at + 60],
-        )
-        return
-
-
-def _encode_many(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
-    """Ids only; the Rust backend's fast path skips the offsets and masks the full call computes."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    fast = getattr(backend, "encode_batch_fast", None)
-    if fast is not None:
-        return [e.ids for e in fast(texts, add_special_tokens=False)]
-    return list(tokenizer(texts, add_special_tokens=False)["input_ids"])
-
-
-def _check_parity(tokenizer: PreTrainedTokenizerBase, batch: list[tuple[str, str, str, list[int]]], hits: _Hits) -> None:
-    """The inference prompt (add_generation_prompt=True) must tokenize to a prefix of the training render."""
-    if not batch:
-        return
-    prompt_ids = _encode_many(tokenizer, [p for _, p, _, _ in batch])
-    for (rid, prompt, full, ids), p in zip(batch, prompt_ids):
-        if list(ids[: len(p)]) == list(p):
-            continue
-        if full.startswith(prompt):
-            k = _divergence(list(p), list(ids))
-            hits.add(
-                "generation_prompt_mismatch",
-                rid,
-                kind="token boundary",
-                at_token=k,
-                inference=tokenizer.convert_ids_to_tokens(list(p[k : k + 4])),
-                training=tokenizer.convert_ids_to_tokens(list(ids[k : k + 4])),
-            )
-        else:
-            at = _divergence(prompt, full)
-            hits.add(
-                "generation_prompt_mismatch",
-                rid,
-                kind="text",
-                at_char=at,
-                inference=prompt[max(0, at - 30) : at + 60],
-                training=full[max(0, at - 30) : at + 60],
-            )
-
-
 # --- findings ---------------------------------------------------------------------------------
 
 _MESSAGES = {
     "no_trained_tokens": "{rows} have zero trained tokens",
-    "eot_not_trained": "{rows} have an assistant turn whose end-of-turn token is not trained",
-    "mask_unverified": "{rows} have trained tokens that are not exactly the assistant contents plus end-of-turn",
-    "mask_disagreement": "{rows}: the {{% generation %}} tags and the template-agnostic derivation train different tokens",
-    "generation_prompt_mismatch": "{rows}: the inference prompt (add_generation_prompt=True) is not a token prefix of the training render",
-    "not_prefix_preserving": "{rows}: the template renders an earlier turn differently once later turns follow",
+    "eot_not_trained": "{rows} have an assistant turn whose end-of-turn token is not trained{detail}",
+    "mask_unverified": "{rows} have a trained region that is not exactly one assistant turn{detail}",
+    "mask_disagreement": "{rows}: the {{% generation %}} tags and the template-agnostic derivation train different tokens{detail}",
     "trailing_turn": "{rows} end with a user or tool turn after the last assistant reply: those turns train nothing",
 }
 
 
+def _detail(code: str, examples: list[dict[str, Any]]) -> str:
+    """The first example's fact, in words, for the finding's message."""
+    if not examples:
+        return ""
+    first = examples[0]
+    if code == "eot_not_trained" and first.get("ends_with"):
+        return f" (e.g. a trained region ends with {first['ends_with'][0]!r})"
+    if code in ("mask_unverified", "mask_disagreement") and first.get("problems"):
+        text = str(first["problems"][0])
+        if code == "mask_disagreement":
+            text = text.split(": ", 1)[-1].split(". Tags train", 1)[0]
+        return f": {text}" if code == "mask_disagreement" else f" (e.g. {text})"
+    return ""
+
+
 def _findings(
-    hits: _Hits,
+    hits: Hits,
     failures: dict[tuple[str, str], list[str]],
     trunc: dict[str, int],
     stats: RowStats,
@@ -276,8 +211,13 @@ def _findings(
     for code, template in _MESSAGES.items():
         rids = hits.ids.get(code)
         if rids:
-            data = {"examples": hits.details[code]} if hits.details.get(code) else {}
-            out.append(finding(code, template.format(rows=rows_phrase(rids, n)), rids, data=data))
+            examples = hits.details.get(code) or []
+            data = {"examples": examples} if examples else {}
+            message = template.format(rows=rows_phrase(rids, n), detail=_detail(code, examples))
+            hint = None
+            if code == "mask_disagreement" and "render-and-diff derivation is off" in message:
+                hint = "the tags are right and are used; the template rewrites the turn, so the template-agnostic derivation cannot follow it"
+            out.append(finding(code, message, rids, data=data, hint=hint))
     if max_length is not None and hits.ids.get("over_max_length"):
         rids = hits.ids["over_max_length"]
         lost, over = trunc["lost"], trunc["trained_over"]

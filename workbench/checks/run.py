@@ -95,8 +95,13 @@ def _as_rows(conversations: Iterable[ConversationLike]) -> tuple[list[list[dict[
         if isinstance(conv, Conversation):
             ids.append(conv.id)
         else:
-            ids.append(conversation_id([Message(str(m.get("role")), str(m.get("content") or "")) for m in msgs]))
+            ids.append(conversation_id([_message(m) for m in msgs]))
     return rows, ids
+
+
+def _message(m: dict[str, Any]) -> Message:
+    reasoning = m.get("reasoning_content")
+    return Message(str(m.get("role")), str(m.get("content") or ""), reasoning if isinstance(reasoning, str) else None)
 
 
 def run_checks(

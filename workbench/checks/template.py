@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.checks.codes import finding, rows_phrase
+from workbench.checks.injected import injected_checks
 from workbench.records import Finding
 from workbench.template.chat import Renderer, TemplateError
 from workbench.template.tokenizer import stop_tokens
@@ -29,6 +30,7 @@ PROBE_MULTI: Msgs = [
     {"role": "assistant", "content": "Green."},
 ]
 SYSTEM_PROBE = "Workbench probe system prompt: answer in one word."
+BOS_WINDOW = 8  # where a template's header ends and a second BOS would be a double one
 
 
 @dataclass(slots=True)
@@ -47,6 +49,9 @@ class TemplateFacts:
     default_system: str | None = None
     system_in_training: str | None = None  # "start" | "later" | "absent" | "unsupported"
     system_at_inference: str | None = None
+    injected_text: list[str] = field(default_factory=list)  # prose every render carries that no message holds
+    date_dependent: bool | None = None  # does a render change with the day it is made on (None: not known)
+    reasoning: str | None = None  # how reasoning reaches the template: "field" or "inline" (see Renderer.reasoning_mode)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +98,17 @@ def template_checks(
             findings += _stop_checks(tokenizer, facts, eot)
     findings += _pad_checks(tokenizer, facts, eot)
     findings += _system_checks(tokenizer, renderer, rows, ids, facts)
+    findings += injected_checks(tokenizer, renderer, PROBE, [{"role": "system", "content": SYSTEM_PROBE}, *PROBE], rows, ids, facts)
+    thought = [i for i, r in zip(ids, rows) if any("reasoning_content" in m for m in r)]
+    if thought:
+        facts.reasoning = renderer.reasoning_mode
+        if facts.reasoning == "inline":
+            findings.append(finding(
+                "reasoning_inline",
+                f"the template reads no reasoning field: the reasoning of {rows_phrase(thought, len(rows))} is written into "
+                "the answer as <think>…</think> and trained there",
+                thought,
+            ))  # fmt: skip
     return findings, facts
 
 
@@ -172,15 +188,16 @@ def _bos_checks(tokenizer: PreTrainedTokenizerBase, renderer: Renderer, probe: M
         return []
     out: list[Finding] = []
     try:
-        enc = tokenizer.apply_chat_template(probe, tokenize=True)
+        enc = tokenizer.apply_chat_template(probe, tokenize=True, **renderer.template_kwargs)
         chat_ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
     except Exception:  # noqa: BLE001 - the probe rendered above; a tokenize-path failure is not this check's finding
         chat_ids = []
-    if chat_ids[:2] == [bos, bos]:
-        out.append(finding("double_bos", f"apply_chat_template(tokenize=True) starts with {facts.bos!r} twice"))
+    # a second BOS anywhere among the first tokens: some templates start with "\n<s>"
+    if chat_ids[:BOS_WINDOW].count(bos) >= 2:
+        out.append(finding("double_bos", f"apply_chat_template(tokenize=True) holds {facts.bos!r} twice in its first {BOS_WINDOW} tokens"))
     text = _render(renderer, probe) or ""
     retok = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    if retok[:2] == [bos, bos]:
+    if retok[:BOS_WINDOW].count(bos) >= 2:
         out.append(
             finding(
                 "double_bos_retokenized",

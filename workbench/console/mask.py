@@ -90,12 +90,17 @@ def render_result(console: Console, tokenizer: PreTrainedTokenizerBase, conv: Co
         for n, (a, b) in enumerate(r.assistant_spans, 1):
             trained = tokenizer.decode(r.input_ids[a:b], skip_special_tokens=False, clean_up_tokenization_spaces=False)
             console.print(Text(f"  trained {n}: tokens {a}:{b} ", style="dim") + Text(repr(trained)), highlight=False)
+    if result.disagreement:
+        console.print(Text(visible(f"  {result.disagreement}"), style="bold red"), highlight=False)
     for p in result.problems:
         console.print(Text(visible(f"  problem: {p}"), style="red"), highlight=False)
     for note in result.notes:
         console.print(Text(visible(f"  note: {note}"), style="cyan"), highlight=False)
+    for where, text in dict.fromkeys(result.written):
+        what = "before an answer" if where == "before" else "by the generation tags, " + where.removeprefix("tags_") + " the turn"
+        console.print(Text(f"  template text trained {what}: {text!r}", style="cyan"), highlight=False)
     if result.ok:
-        console.print(Text("  verified: trained tokens are exactly the assistant content + end-of-turn", style="green"), highlight=False)
+        console.print(Text("  verified: each trained region is one assistant turn, its answer closed by its end-of-turn token", style="green"), highlight=False)
 
 
 def legend() -> Text:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.records import Message
+from workbench.template.reasoning import FIELDS as REASONING_FIELDS
+from workbench.template.reasoning import inline, split_inline
 
 # Every spelling of a speaker we have met in public datasets, after strip() and lower().
 ROLE_ALIASES: dict[str, str] = {
@@ -107,11 +109,28 @@ def parse_turns(value: Any, field: str) -> list[Message]:
                 role = turn.get("from")
             if type(role) is str and type(content) is str and content and not content.isspace():
                 r = roles.get(role)
-                if r is not None:
+                # assistant turns that may carry reasoning take the checked path
+                if r is not None and (r != "assistant" or ("</think>" not in content and not _has_reasoning_field(turn))):
                     out.append(Message(r, content))
                     continue
         out.append(_turn(turn, i, field))
     return out
+
+
+def _has_reasoning_field(turn: dict[str, Any]) -> bool:
+    return "reasoning_content" in turn or "thinking" in turn or "reasoning" in turn
+
+
+def assistant_message(content: str, reasoning: Any, field: str, reasoning_field: str | None = None) -> Message:
+    """An assistant turn with its reasoning apart: from a reasoning field (``reasoning_content``, ``thinking``,
+    ``reasoning``) or, when there is none, from an inline ``<think>…</think>`` block at the head of the content."""
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise RowError("wrong_type", reasoning_field or field, f"reasoning must be a string, got {type(reasoning).__name__}")
+    if reasoning is None and "</think>" in content:
+        reasoning, content = split_inline(content)
+        if not content.strip():
+            raise RowError("empty_turn", field, "the assistant turn holds reasoning (<think>…</think>) but no answer after it")
+    return Message("assistant", content, reasoning)
 
 
 def _bad_turn_list(value: Any, field: str) -> None:
@@ -139,11 +158,14 @@ def _turn(turn: Any, i: int, field: str) -> Message:
     if role != "system" and not content.strip():
         # a blank system turn is kept: it stops some templates inserting their default prompt
         raise RowError("empty_turn", f"{field}[{i}].{ckey}", f"turn {i} ({role}) is blank")
+    if role == "assistant":
+        key = next((k for k in REASONING_FIELDS if turn.get(k) is not None), None)
+        return assistant_message(content, turn.get(key) if key else None, f"{field}[{i}].{ckey}", f"{field}[{i}].{key}")
     return Message(role, content)
 
 
-def _pair(user: str, assistant: str) -> list[Message]:
-    return [Message("user", user), Message("assistant", assistant)]
+def _pair(user: str, assistant: str, field: str = "output") -> list[Message]:
+    return [Message("user", user), assistant_message(assistant, None, field)]
 
 
 def _expect(messages: list[Message] | tuple[Message, ...], shape: str) -> None:
@@ -178,15 +200,15 @@ def _alpaca_in(row: Mapping[str, Any]) -> list[Message]:
         if not isinstance(extra, str):
             raise RowError("wrong_type", "input", f"'input' must be a string, got {type(extra).__name__}")
         instruction = f"{instruction}\n\n{extra}"
-    return _optional_system(row) + _pair(instruction, output)
+    return _optional_system(row) + _pair(instruction, output, "output")
 
 
 def _query_response_in(row: Mapping[str, Any]) -> list[Message]:
-    return _pair(_text(row, "query"), _text(row, "response"))
+    return _pair(_text(row, "query"), _text(row, "response"), "response")
 
 
 def _question_answer_in(row: Mapping[str, Any]) -> list[Message]:
-    return _pair(_text(row, "question"), _text(row, "answer"))
+    return _pair(_text(row, "question"), _text(row, "answer"), "answer")
 
 
 def _prompt_completion_in(row: Mapping[str, Any]) -> list[Message]:
@@ -196,7 +218,7 @@ def _prompt_completion_in(row: Mapping[str, Any]) -> list[Message]:
     if isinstance(completion, list):
         tail = parse_turns(completion, "completion")
     else:
-        tail = [Message("assistant", _text(row, "completion"))]
+        tail = [assistant_message(_text(row, "completion"), None, "completion")]
     return head + tail
 
 
@@ -214,29 +236,40 @@ def _messages_out(messages: tuple[Message, ...]) -> dict[str, Any]:
 
 
 def _sharegpt_out(messages: tuple[Message, ...]) -> dict[str, Any]:
-    return {"conversations": [{"from": _SHAREGPT_ROLE[m.role], "value": m.content} for m in messages]}
+    turns = []
+    for m in messages:
+        turn = {"from": _SHAREGPT_ROLE[m.role], "value": m.content}
+        if m.reasoning is not None:
+            turn["reasoning_content"] = m.reasoning
+        turns.append(turn)
+    return {"conversations": turns}
+
+
+def _said(m: Message) -> str:
+    """A turn's text for schemas with no reasoning field: the reasoning goes back inline, so nothing is lost."""
+    return inline(m.reasoning, m.content) if m.reasoning is not None else m.content
 
 
 def _alpaca_out(messages: tuple[Message, ...]) -> dict[str, Any]:
     if messages and messages[0].role == "system":
         _expect(messages, "sua")
         return {"system": messages[0].content, "instruction": messages[1].content, "input": "",
-                "output": messages[2].content}  # fmt: skip
+                "output": _said(messages[2])}  # fmt: skip
     _expect(messages, "ua")
-    return {"instruction": messages[0].content, "input": "", "output": messages[1].content}
+    return {"instruction": messages[0].content, "input": "", "output": _said(messages[1])}
 
 
 def _pair_out(q: str, a: str) -> Callable[[tuple[Message, ...]], dict[str, Any]]:
     def out(messages: tuple[Message, ...]) -> dict[str, Any]:
         _expect(messages, "ua")
-        return {q: messages[0].content, a: messages[1].content}
+        return {q: messages[0].content, a: _said(messages[1])}
 
     return out
 
 
 def _prompt_completion_out(messages: tuple[Message, ...]) -> dict[str, Any]:
     if [m.role for m in messages] == ["user", "assistant"]:
-        return {"prompt": messages[0].content, "completion": messages[1].content}
+        return {"prompt": messages[0].content, "completion": _said(messages[1])}
     if len(messages) < 2 or messages[-1].role != "assistant":
         raise ValueError("prompt/completion needs at least one turn before a final assistant turn")
     return {"prompt": [m.to_dict() for m in messages[:-1]], "completion": [messages[-1].to_dict()]}

@@ -71,7 +71,9 @@ def generate(model: Any, tokenizer: Any, conversations: Sequence[Any], *, chat: 
     for conv in conversations:
         context, target = split_last(conv.messages)
         if chat:
-            text = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
+            from workbench.template.chat import template_kwargs_of
+
+            text = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True, **template_kwargs_of(tokenizer))
             special = not (tokenizer.bos_token and text.startswith(tokenizer.bos_token))
         else:
             text = "\n\n".join(f"{m['role']}: {m['content']}" for m in context) + "\n\nassistant:"

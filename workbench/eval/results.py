@@ -15,8 +15,8 @@ and each RUN is::
       "adapter": null | {"path": str, "base": str | null, "fingerprint": str},
       "settings": {                                             # identical in both runs, or compare() refuses
         "tasks": [str], "limit": int | float | null, "num_fewshot": int | null,
-        "apply_chat_template": bool, "system_instruction": str | null, "fewshot_as_multiturn": bool,
-        "gen_kwargs": {..}, "seed": int, "batch_size": int | str, "add_bos_token": bool | null,
+        "apply_chat_template": bool, "chat_template_args": {..} | null, "system_instruction": str | null,
+        "fewshot_as_multiturn": bool, "gen_kwargs": {..}, "seed": int, "batch_size": int | str, "add_bos_token": bool | null,
         "tokenizer": str | null, "dtype": str, "device": str, "bootstrap_iters": int,
         "heldout": str | null, "generations": int
       },

@@ -29,6 +29,7 @@ class Settings:
     limit: int | float | None = None
     num_fewshot: int | None = None
     apply_chat_template: bool | None = None  # None: on when the tokenizer has a chat template
+    chat_template_args: dict[str, Any] | None = None  # variables every chat-template render gets (model.template_kwargs)
     system_instruction: str | None = None
     fewshot_as_multiturn: bool = True
     gen_kwargs: dict[str, Any] | None = None
@@ -147,6 +148,7 @@ def evaluate(
     limit: int | float | None = None,
     num_fewshot: int | None = None,
     apply_chat_template: bool | None = None,
+    chat_template_args: Mapping[str, Any] | None = None,
     system_instruction: str | None = None,
     gen_kwargs: Mapping[str, Any] | None = None,
     seed: int = 1234,
@@ -219,7 +221,8 @@ def evaluate_pair(
 
 def _settings(kw: dict[str, Any]) -> Settings:
     fields = Settings.__dataclass_fields__
-    s = Settings(list(kw["tasks"]), **{k: v for k, v in kw.items() if k in fields and k not in ("tasks", "gen_kwargs", "heldout", "tokenizer")})
+    s = Settings(list(kw["tasks"]), **{k: v for k, v in kw.items() if k in fields and k not in ("tasks", "gen_kwargs", "heldout", "tokenizer", "chat_template_args")})
+    s.chat_template_args = dict(kw["chat_template_args"]) if kw.get("chat_template_args") else None
     s.gen_kwargs = dict(kw["gen_kwargs"]) if kw.get("gen_kwargs") else None
     s.heldout = str(kw["heldout"]) if kw.get("heldout") else None
     s.tokenizer = str(kw["tokenizer"]) if kw.get("tokenizer") else None
@@ -243,10 +246,15 @@ def _run_one(model: str, adapter: str | os.PathLike[str] | None, s: Settings, ta
     device = s.device or _default_device()
     try:
         lm = HFLM(pretrained=model, peft=str(adapter) if adapter else None, tokenizer=s.tokenizer, device=device,
-                  dtype=s.dtype, batch_size=s.batch_size, add_bos_token=s.add_bos_token)  # fmt: skip
+                  dtype=s.dtype, batch_size=s.batch_size, add_bos_token=s.add_bos_token,
+                  chat_template_args=dict(s.chat_template_args or {}))  # fmt: skip
     except OSError as e:
         raise WorkbenchError(f"cannot load {model}: {str(e).splitlines()[0]}", "offline: give a local folder or a cached hub name") from None
     tok = lm.tokenizer
+    if s.chat_template_args:  # held-out loss and sample generations render as lm-eval's prompts do
+        from workbench.template.chat import set_template_kwargs
+
+        set_template_kwargs(tok, s.chat_template_args)
     chat = s.apply_chat_template if s.apply_chat_template is not None else bool(getattr(tok, "chat_template", None))
     if chat and not getattr(tok, "chat_template", None):
         raise WorkbenchError(f"{s.tokenizer or model}: the tokenizer has no chat template", "pass --no-chat-template")
@@ -350,6 +358,7 @@ def evaluate_run(
     settings = Settings(
         tasks=names, limit=limit if limit is not None else ev.limit, num_fewshot=ev.num_fewshot,
         apply_chat_template=ev.apply_chat_template, gen_kwargs=dict(ev.gen_kwargs) or None, seed=recipe.train.seed,
+        chat_template_args=dict(recipe.model.template_kwargs) or None,
         batch_size=ev.batch_size, tokenizer=str(tok_dir) if tok_dir else None, heldout=str(held_file) if held_file else None,
     )  # fmt: skip
     for k, v in overrides.items():

@@ -8,20 +8,10 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench.template.mask import (
-    IGNORE,
-    MaskResult,
-    _assemble,
-    _bodies,
-    _check_strategy,
-    _Context,
-    _context,
-    _verify,
-    render_and_mask,
-    trained_runs,
-)
 from workbench.records import Conversation
 from workbench.template.chat import ConversationLike, TemplateError, messages_of
+from workbench.template.mask import IGNORE, MaskResult, _assemble, _check_strategy, _Context, _context, render_and_mask, tidy_written
+from workbench.template.verification import bodies, check_labels
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -71,6 +61,7 @@ def _mask_batch(
             res.error = TOO_LONG
             continue
         try:
+            msgs = ctx.renderer.prepare(msgs)
             full, gen = ctx.renderer.render(msgs, spans=True)
         except TemplateError as e:
             res.error = e.message
@@ -86,13 +77,14 @@ def _mask_batch(
         return results
     # One decode call for every trained region of the batch.
     done = [(res, msgs) for res, msgs, _, _ in todo if res.rendered is not None]
-    parts = [_bodies(ctx, r.rendered.input_ids, trained_runs(r.rendered.labels), train_eot)[0] for r, _ in done]  # type: ignore[union-attr]
+    parts = [bodies(ctx, r.rendered.input_ids, r.rendered.labels) for r, _ in done]  # type: ignore[union-attr]
     flat = ctx.decode_many([b for p in parts for b in p])
     at = 0
     for (res, msgs), p in zip(done, parts):
         texts, at = flat[at : at + len(p)], at + len(p)
         truncated = max_length is not None and res.length > max_length
-        res.problems.extend(_verify(ctx, msgs, res.rendered, strategy, train_eot, truncated, texts))  # type: ignore[arg-type]
+        res.problems.extend(check_labels(ctx, msgs, res.rendered, strategy, train_eot, truncated, texts, res.written, res.starts))  # type: ignore[arg-type]
+        tidy_written(res)
     return results
 
 
@@ -278,8 +270,10 @@ def result_dict(tokenizer: PreTrainedTokenizerBase, conv: Conversation | None, r
         "error": res.error,
         "derivation": res.derivation if res.rendered is not None else None,
         "agree": res.agree,
+        "disagreement": res.disagreement,
         "problems": res.problems,
         "notes": res.notes,
+        "template_text": [list(w) for w in res.written],
     }
     if res.rendered is not None:
         r = res.rendered

@@ -6,8 +6,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import WorkbenchError, first_line
+from workbench.errors import UsageError, WorkbenchError, first_line
 from workbench.records import Conversation, Message
+from workbench.template.reasoning import FIELDS as REASONING_FIELDS, inline, normalise
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -15,6 +16,12 @@ if TYPE_CHECKING:
 ConversationLike = Conversation | Sequence[Message] | Sequence[dict[str, Any]]
 
 GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+# What apply_chat_template itself passes; template kwargs may not shadow these.
+RESERVED_KWARGS = frozenset(
+    {"messages", "tools", "documents", "add_generation_prompt", "continue_final_message", "chat_template",
+     "return_assistant_tokens_mask", "tokenize"}
+)  # fmt: skip
+_KWARGS_ATTR = "_workbench_template_kwargs"
 
 
 class TemplateError(WorkbenchError):
@@ -25,9 +32,66 @@ class TemplateError(WorkbenchError):
 
 
 def messages_of(conversation: ConversationLike) -> list[dict[str, Any]]:
-    """The conversation as the list of {"role", "content"} dicts chat templates read."""
+    """The conversation as the list of {"role", "content"} dicts chat templates read; an assistant turn's
+    reasoning sits in ``reasoning_content`` (an inline ``<think>…</think>`` block in a dict's content is
+    split off into it, as ingest does)."""
     msgs = conversation.messages if isinstance(conversation, Conversation) else conversation
-    return [m.to_dict() if isinstance(m, Message) else dict(m) for m in msgs]
+    return [m.to_dict() if isinstance(m, Message) else normalise(dict(m)) for m in msgs]
+
+
+# --- template kwargs ----------------------------------------------------------------------------
+
+
+def check_template_kwargs(kwargs: Any, where: str = "--template-kwargs") -> dict[str, Any]:
+    """``kwargs`` as a plain dict of JSON values for the chat template; UsageError naming ``where`` otherwise."""
+    if not isinstance(kwargs, dict):
+        raise UsageError(f"{where} must be a JSON object, got {type(kwargs).__name__}", 'for example {"enable_thinking": false}')
+    for key, value in kwargs.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise UsageError(f"{where}: {key!r} is not a name a template can read")
+        if key in RESERVED_KWARGS:
+            raise UsageError(f"{where}: {key!r} is set by workbench itself and cannot be passed")
+        _check_json(value, f"{where}.{key}")
+    return dict(kwargs)
+
+
+def _check_json(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        for k, v in value.items():
+            _check_json(v, f"{where}.{k}")
+        return
+    raise UsageError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def parse_template_kwargs(text: str | None, where: str = "--template-kwargs") -> dict[str, Any]:
+    """A JSON object from the command line (``'{"enable_thinking": false}'``); {} for None or ""."""
+    import json
+
+    if not text or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{where} is not valid JSON: {e}", 'for example --template-kwargs \'{"enable_thinking": false}\'') from None
+    return check_template_kwargs(value, where)
+
+
+def set_template_kwargs(tokenizer: PreTrainedTokenizerBase, kwargs: dict[str, Any] | None) -> None:
+    """Extra variables every render of this tokenizer's chat template gets (``enable_thinking``,
+    ``reasoning_effort``, ``date_string``...); kept on the tokenizer beside its template, so every
+    stage that renders with it, worker processes included, renders the same text."""
+    setattr(tokenizer, _KWARGS_ATTR, check_template_kwargs(dict(kwargs or {}), "template_kwargs"))
+
+
+def template_kwargs_of(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """The template kwargs set with ``set_template_kwargs`` ({} when none)."""
+    return dict(getattr(tokenizer, _KWARGS_ATTR, None) or {})
 
 
 def has_generation_tags(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -46,7 +110,8 @@ def render(tokenizer: PreTrainedTokenizerBase, conversation: ConversationLike, *
         raise TemplateError("the tokenizer has no chat template", "pass --template my.jinja")
     try:
         return tokenizer.apply_chat_template(
-            messages_of(conversation), tokenize=False, add_generation_prompt=add_generation_prompt
+            messages_of(conversation), tokenize=False, add_generation_prompt=add_generation_prompt,
+            **template_kwargs_of(tokenizer),
         )
     except Exception as e:  # noqa: BLE001 - a template can raise anything; it is this row's problem
         raise TemplateError(f"chat template failed: {_template_message(e)}") from None
@@ -60,8 +125,8 @@ class Renderer:
     """Renders many conversations with one compiled template, as ``apply_chat_template`` does, minus its per-call setup.
 
     ``render(messages, add_generation_prompt, spans=True)`` also returns the character spans of the
-    template's {% generation %} blocks. Falls back to ``apply_chat_template`` if transformers'
-    internals move.
+    template's {% generation %} blocks. Every render gets the tokenizer's template kwargs. Falls back
+    to ``apply_chat_template`` if transformers' internals move.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -70,7 +135,9 @@ class Renderer:
             raise TemplateError("the tokenizer has no chat template", "pass --template my.jinja")
         self.template = tokenizer.get_chat_template()
         self.has_tags = bool(GENERATION_TAG.search(self.template))
-        self.kwargs = dict(tokenizer.special_tokens_map)
+        self.template_kwargs = template_kwargs_of(tokenizer)
+        self.kwargs = {**tokenizer.special_tokens_map, **self.template_kwargs}
+        self._reasoning_mode: str | None = None
         try:
             from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -78,10 +145,50 @@ class Renderer:
         except ImportError:  # pragma: no cover - depends on transformers internals
             self._render_jinja = None
 
+    @property
+    def reasoning_mode(self) -> str:
+        """How a message's reasoning reaches this template: "field" (it reads ``reasoning_content`` /
+        ``thinking``, or drops reasoning whichever way it comes) or "inline" (it reads no reasoning field
+        but renders content as given, so the reasoning goes into the content as a ``<think>`` block)."""
+        if self._reasoning_mode is None:
+            self._reasoning_mode = self._probe_reasoning()
+        return self._reasoning_mode
+
+    def _probe_reasoning(self) -> str:
+        mark = "workbench reasoning probe"
+        user = {"role": "user", "content": "Name a colour of the sky."}
+        try:
+            text, _ = self._render([user, {"role": "assistant", "content": "Blue.", "reasoning_content": mark}], False, False)
+            if mark in text:
+                return "field"
+            text, _ = self._render([user, {"role": "assistant", "content": inline(mark, "Blue.")}], False, False)
+        except TemplateError:
+            return "field"
+        return "inline" if mark in text else "field"
+
+    def prepare(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``messages`` as this template is given them: reasoning inline in the content when the template
+        reads no reasoning field (see ``reasoning_mode``)."""
+        if not any("reasoning_content" in m for m in messages) or self.reasoning_mode == "field":
+            return messages
+        out = []
+        for m in messages:
+            r = m.get("reasoning_content")
+            if isinstance(r, str) and m.get("role") == "assistant":
+                m = {k: v for k, v in m.items() if k not in REASONING_FIELDS}
+                m["content"] = inline(r, str(m.get("content") or ""))
+            out.append(m)
+        return out
+
     def render(
         self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = False, spans: bool = False
     ) -> tuple[str, list[tuple[int, int]]]:
         """(text, generation spans); raises TemplateError."""
+        return self._render(self.prepare(messages), add_generation_prompt, spans)
+
+    def _render(
+        self, messages: list[dict[str, Any]], add_generation_prompt: bool, spans: bool
+    ) -> tuple[str, list[tuple[int, int]]]:
         import warnings
 
         try:
@@ -103,4 +210,6 @@ class Renderer:
         return texts[0], [tuple(s) for s in indices[0]] if spans and indices else []
 
     def _render_public(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt, **self.template_kwargs
+        )

@@ -33,12 +33,24 @@ def tokens_overlapping(off: Offsets, start: int, end: int, lo: int = 0) -> tuple
 class Codec:
     """Encode many texts (ids + offsets, add_special_tokens=False) and decode many id lists, as fast as the tokenizer allows."""
 
+    FAST_FROM = 64  # texts per call from which the byte-level path pays for its per-vocabulary table
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
         backend = getattr(tokenizer, "_tokenizer", None)
         self._decode_batch = getattr(backend, "decode_batch", None)
         self.plain_backend = plain_backend(tokenizer)
-        self.byte_lengths = byte_lengths(tokenizer) if self.plain_backend else None
+        self._byte_lengths: Any = None
+        self._measured = False
+
+    @property
+    def byte_lengths(self) -> Any:
+        """Bytes per token id for the byte-level path (None when it does not apply); built on first use: a
+        large vocabulary takes a second, which a small input never earns back."""
+        if not self._measured:
+            self._byte_lengths = byte_lengths(self.tokenizer) if self.plain_backend else None
+            self._measured = True
+        return self._byte_lengths
 
     def decode_many(self, seqs: list[list[int]]) -> list[str]:
         if self._decode_batch is not None:
@@ -49,7 +61,7 @@ class Codec:
         """Ids and character offsets of each text, tokenised with add_special_tokens=False."""
         backend = getattr(self.tokenizer, "_tokenizer", None)
         if self.plain_backend and backend is not None:
-            if self.byte_lengths is not None:
+            if (len(texts) >= self.FAST_FROM or self._measured) and self.byte_lengths is not None:
                 return self._encode_byte_level(backend, texts)
             # The Rust tokenizer straight: what tokenizer(texts, add_special_tokens=False) runs, minus its conversions.
             encs = backend.encode_batch(texts, add_special_tokens=False)

@@ -22,10 +22,13 @@ _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # --- loading ----------------------------------------------------------------------------------
 
 
-def load_tokenizer(spec: str | Path, *, template: str | Path | None = None) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    spec: str | Path, *, template: str | Path | None = None, template_kwargs: dict[str, Any] | None = None
+) -> PreTrainedTokenizerBase:
     """The tokenizer named by ``spec``: a local folder, a ``.gguf`` file, or a hub name ("org/name").
 
     ``template`` replaces the chat template: a path to a Jinja file, or the template text itself.
+    ``template_kwargs`` are passed to every render of the template (``{"enable_thinking": False}``).
     User mistakes (missing folder, unreachable hub, unreadable files) raise WorkbenchError.
     """
     from transformers.utils import logging as hf_logging
@@ -53,6 +56,10 @@ def load_tokenizer(spec: str | Path, *, template: str | Path | None = None) -> P
         raise WorkbenchError(f"no tokenizer at {spec}", "give a model folder, a .gguf file, or a hub name org/name")
     if template is not None:
         tokenizer.chat_template = read_template(template)
+    if template_kwargs:
+        from workbench.template.chat import set_template_kwargs
+
+        set_template_kwargs(tokenizer, template_kwargs)
     return tokenizer
 
 
@@ -73,12 +80,26 @@ def read_template(template: str | Path) -> str:
 
 
 def _load(where: str, spec: str | Path, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """AutoTokenizer's tokenizer for a local folder. The class it picked last time for the same files is loaded
+    directly (AutoTokenizer would load the same class the same way), which skips the torch import its config
+    machinery brings: most of a tokenizer-only command's start-up."""
+    from workbench.template import autoclass
+
+    k = autoclass.key(where, kwargs)
+    cls = autoclass.recall(k)
+    if cls is not None:
+        try:
+            return cls.from_pretrained(where, **kwargs)
+        except Exception:  # noqa: BLE001 - the files changed under the same stamp: AutoTokenizer decides again
+            pass
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(where, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as e:
         raise WorkbenchError(f"cannot load a tokenizer from {spec}: {first_line(e)}") from None
+    autoclass.remember(k, type(tokenizer))
+    return tokenizer
 
 
 def _load_from_hub(name: str) -> PreTrainedTokenizerBase:

@@ -104,14 +104,19 @@ def _mask(recipe: Recipe, tokenizer: Any, convs: list[Conversation], dropped: li
 
 
 def end_of_turn_id(tokenizer: Any) -> int | None:
-    """The token that closes an assistant turn in this template: the last one the mask trains in a probe."""
-    from workbench.template.mask import render_and_mask
+    """The token that closes an assistant turn in this template: the last end-of-turn token the mask trains in a
+    probe (generation tags may train a "\n" or an EOS after it; Phi-3's train <|end|>\n<|endoftext|>)."""
+    from workbench.template.mask import end_of_turn_ids, render_and_mask
 
     res = render_and_mask(tokenizer, PROBE, strategy="assistant", train_eot=True, check=False)
     if res.rendered is None or not res.rendered.assistant_spans:
         return None
     a, b = res.rendered.assistant_spans[-1]
-    return res.rendered.input_ids[b - 1] if b > a else None
+    ids = res.rendered.input_ids
+    eot = set(end_of_turn_ids(tokenizer))
+    # the first end-of-turn token of the region's closing stretch: what the answer itself ends with
+    at = next((i for i in range(a, b) if ids[i] in eot and all(j in eot or not tokenizer.decode([j]).strip() for j in ids[i:b])), None)
+    return ids[at] if at is not None else (ids[b - 1] if b > a else None)
 
 
 def as_dataset(rows: Sequence[Rendered]) -> Any:

@@ -331,7 +331,7 @@ def train(
         for note in plat.notes:
             emit(TrainEvent("message", message=note))
         path = model_path(recipe.model)
-        tokenizer = load_tokenizer(path, template=recipe.model.template)
+        tokenizer = load_tokenizer(path, template=recipe.model.template, template_kwargs=recipe.model.template_kwargs)
         if isinstance(prepared, Prepared):
             data = prepared
         else:

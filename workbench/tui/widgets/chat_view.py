@@ -24,12 +24,26 @@ class Bubble(Static):
     """
 
     def __init__(self, message: Message, index: int) -> None:
-        # data text: control characters shown escaped, never sent to the terminal; Text reads no markup
-        text = Text(visible(message.content)) if message.content else Text("(empty)", style="dim italic")
-        super().__init__(text, classes=message.role)
+        super().__init__(bubble_text(message), classes=message.role)
         self.role = message.role
         self.border_title = f"{ICON.get(message.role, message.role)} #{index}"
-        self.border_subtitle = f"{len(message.content)} chars"
+        self.border_subtitle = f"{len(message.content)} chars" + (
+            f" + {len(message.reasoning)} of reasoning" if message.reasoning is not None else ""
+        )
+
+
+def bubble_text(message: Message) -> Text:
+    """The turn's text; an assistant turn's reasoning first, dimmed and set apart from the answer."""
+    text = Text()
+    if message.reasoning is not None:
+        text.append("reasoning\n", style="bold dim")
+        text.append(visible(message.reasoning.strip()) or "(empty)", style="dim italic")
+        text.append("\n" + "─" * 12 + " answer\n", style="bold dim")
+    if message.content:
+        text.append(visible(message.content))  # control characters shown escaped, never sent raw
+    else:
+        text.append("(empty)", style="dim italic")
+    return text
 
 
 class BubbleRow(Horizontal):
