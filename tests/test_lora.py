@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from workbench.train import lora  # noqa: E402
+from workbench.train import lora, merging  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.recipe import LoraConfig  # noqa: E402
 
@@ -181,7 +181,7 @@ def test_merge_equals_the_adapter_and_keeps_stop_tokens(tiny_dir: Path, tmp_path
     GenerationConfig(eos_token_id=[2, 0], pad_token_id=0).save_pretrained(a)
     ids = torch.randint(10, 500, (1, 16))
     want = logits(peft.PeftModel.from_pretrained(load(tiny_dir), a), ids)
-    out = lora.merge([a], tmp_path / "merged", dtype="float32")
+    out = merging.merge([a], tmp_path / "merged", dtype="float32")
     merged = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     assert not any("lora" in n for n, _ in merged.named_parameters())
     assert torch.allclose(logits(merged, ids), want, atol=1e-4)
@@ -193,7 +193,7 @@ def test_merge_equals_the_adapter_and_keeps_stop_tokens(tiny_dir: Path, tmp_path
 def test_weighted_merge_of_two_adapters(tiny_dir: Path, tmp_path: Path, combination: str) -> None:
     a = perturbed_adapter(tiny_dir, tmp_path / "a", 1)
     b = perturbed_adapter(tiny_dir, tmp_path / "b", 2)
-    out = lora.merge([a, b], tmp_path / "m", weights=[0.7, 0.3], combination=combination, density=0.5, dtype="float32")
+    out = merging.merge([a, b], tmp_path / "m", weights=[0.7, 0.3], combination=combination, density=0.5, dtype="float32")
     merged = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     ids = torch.randint(10, 500, (1, 8))
     base = logits(load(tiny_dir), ids)
@@ -208,9 +208,9 @@ def test_weighted_merge_of_two_adapters(tiny_dir: Path, tmp_path: Path, combinat
 
 def test_merge_errors(tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match="no adapter_config.json"):
-        lora.merge([tmp_path], tmp_path / "m")
+        merging.merge([tmp_path], tmp_path / "m")
     a = perturbed_adapter(tiny_dir, tmp_path / "a", 1)
     with pytest.raises(WorkbenchError, match="unknown combination"):
-        lora.merge([a, a], tmp_path / "m", combination="avg")
+        merging.merge([a, a], tmp_path / "m", combination="avg")
     with pytest.raises(WorkbenchError, match="1 weights for 2 adapters"):
-        lora.merge([a, a], tmp_path / "m", weights=[1.0])
+        merging.merge([a, a], tmp_path / "m", weights=[1.0])

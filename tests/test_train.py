@@ -172,7 +172,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> Non
 
 
 def test_resume_without_a_checkpoint_is_a_clean_error(tmp_path: Path) -> None:
-    with pytest.raises(WorkbenchError, match="no checkpoint to resume"):
+    with pytest.raises(WorkbenchError, match="no complete checkpoint to resume"):
         tr.train(make(tmp_path), prepared=convs(8), resume=True)
 
 

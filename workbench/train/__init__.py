@@ -6,7 +6,10 @@ __getattr__, __dir__, __all__ = exports(
     __name__,
     {
         "trainer": ["TrainResult", "model_path", "train"],
-        "lora": ["merge", "resolve"],
+        "lora": ["resolve"],
+        "merging": ["COMBINATIONS", "merge"],
+        "backend": ["import_unsloth_first", "same_base"],
+        "lock": ["run_lock"],
         "plan": ["METHODS", "Plan", "estimate"],
         "data": ["Prepared", "prepare"],
         "log": ["TrainEvent"],
