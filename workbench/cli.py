@@ -184,31 +184,44 @@ def mask(
 def train(
     recipe: Annotated[Path, typer.Argument(help="A recipe YAML (see recipes/).")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides with dotted keys, values parsed as YAML: lora.r=16 train.learning_rate=1e-4.", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in <run_dir>/checkpoints.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest complete checkpoint written with these settings and data (an error naming what changed otherwise).")] = False,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of the recipe's run_dir.")] = None,
+    no_data_stages: Annotated[bool, typer.Option("--no-data-stages", help="Train on the recipe's sources as they are: no dedup, decontamination or check gate (run.json records it).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter as a recipe says: Unsloth on CUDA, PEFT + TRL (+ bitsandbytes 4-bit) elsewhere.
 
-    Trains on exactly the input ids and labels `workbench mask` verifies. The run directory gets the
-    adapter (PEFT format) with tokenizer and generation_config, the resolved recipe, data/template
-    hashes, package versions, train_log.json, loss.png and checkpoints (for --resume).
+    First runs (or reuses, when unchanged) the recipe's data stages, as `workbench run` does: ingest,
+    dedup and decontamination, and the check gate. Then trains on exactly the input ids and labels
+    `workbench mask` verifies. The run directory gets the adapter (PEFT format) with tokenizer and
+    generation_config, the resolved recipe, data/template hashes, package versions, train_log.json,
+    loss.png and checkpoints (for --resume).
     """
     import json
 
     from workbench import recipe as rc
-    from workbench.console.train import render_result, train_progress
-    from workbench.train import train as run_training
 
     r = rc.load(recipe, overrides or [])
+    if run_dir is not None:
+        r = r.model_copy(update={"run_dir": str(run_dir)})
+    from workbench.train import import_unsloth_first
+
+    import_unsloth_first(r)  # Unsloth patches transformers, TRL and PEFT at import: before anything imports them
     from transformers.utils import logging as hf_logging
 
+    from workbench import pipeline
     from workbench.console import quiet_libraries
+    from workbench.console.run import run_display
+    from workbench.console.train import render_result, train_progress
 
     quiet_libraries()
     hf_logging.disable_progress_bar()  # our own bar reports progress
-    with train_progress(r.name or "training") as on_progress:
-        result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
+    if no_data_stages:
+        with train_progress(r.name or "training") as on_progress:
+            result = pipeline.train_sources(r, resume=resume, on_progress=on_progress)
+    else:
+        with run_display() as hooks:
+            result = pipeline.run(r, until="train", start_from="train", train_resume="required" if resume else "fresh", hooks=hooks).train
     if as_json:
         print(json.dumps({k: v for k, v in result.__dict__.items() if k != "log"}, indent=2, default=str))
         return
@@ -513,6 +526,9 @@ def run(
     r = rc.load(recipe, overrides or [])
     import os
 
+    from workbench.train import import_unsloth_first
+
+    import_unsloth_first(r)  # before anything imports transformers (Unsloth patches it at import)
     from transformers.utils import logging as hf_logging
 
     from workbench.console import quiet_libraries
