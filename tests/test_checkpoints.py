@@ -134,6 +134,7 @@ def test_full_disk_while_saving_is_a_clean_error_and_resume_survives_it(tmp_path
     assert steps[0] == 3 and any("checkpoint-4 (incomplete" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_with_other_settings_is_never_resumed(tmp_path: Path) -> None:
     with pytest.raises(Stop):
         tr.train(make(tmp_path, *LONG), prepared=convs(40), on_progress=stop_at(5))

@@ -152,6 +152,7 @@ def test_terminal_display_through_every_stage(in_repo: Path, tmp_path: Path, cap
     assert "report:" in captured.out
 
 
+@pytest.mark.slow
 def test_changed_settings_never_resume_an_old_checkpoint(in_repo: Path, tmp_path: Path) -> None:
     """Issue: change the learning rate, kill before the first new checkpoint, rerun: the old run's
     checkpoint was resumed and its adapter came out while recipe.yaml said otherwise."""
@@ -184,6 +185,7 @@ def test_changed_settings_never_resume_an_old_checkpoint(in_repo: Path, tmp_path
     assert (tmp_path / "run" / "checkpoints-set-aside" / "checkpoint-2").is_dir()  # set aside, not deleted
 
 
+@pytest.mark.slow
 def test_train_command_runs_the_data_stages_first(in_repo: Path, tmp_path: Path) -> None:
     args = ["train", str(DEMO), "model.name=tiny:chatml", "train.max_steps=2", "train.eval_every=null", "train.save_every=null",
             "data.limit=16", "--json"]  # fmt: skip

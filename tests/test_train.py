@@ -271,7 +271,7 @@ def test_cli_train_with_overrides(tmp_path: Path) -> None:
 
     res = subprocess.run(
         [sys.executable, "-m", "workbench", "train", str(REPO / "recipes" / "demo-cpu.yaml"), "train.max_steps=2", "model.name=tiny:chatml",
-         "train.eval_every=null", "data.limit=16", "--run-dir", str(tmp_path / "cli"), "--json"],
+         "train.eval_every=null", "data.limit=16", "--run-dir", str(tmp_path / "cli"), "--json", "--no-data-stages"],
         capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ},
     )
     assert res.returncode == 0, res.stderr[-2000:]

@@ -14,6 +14,8 @@ from workbench.recipe import LoraConfig
 ROUTER_NAMES = ("gate", "router", "shared_expert_gate", "gate_network")
 # Parameters of state-space (Mamba) mixers that must never carry an adapter.
 SSM_PARAMS = ("A_log", "D", "dt_bias", "conv1d")
+# Model types whose mixer out_proj PEFT refuses to adapt (peft.tuners.tuners_utils._check_lora_target_modules_mamba).
+PEFT_MAMBA_TYPES = ("falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h")
 # Fused expert weights (3-D parameters [experts, out, in]) in transformers 5 MoE blocks.
 FUSED_EXPERT_PARAMS = ("gate_up_proj", "down_proj", "w1", "w2", "w3", "gate_proj", "up_proj")
 
@@ -198,6 +200,12 @@ def resolve(model: Any, target_modules: str | Sequence[str] = "all-linear", *, e
             chosen -= set(skipped)
             shorts = sorted({n.rsplit(".", 1)[-1] for n in skipped})
             notes.append(f"not adapting {', '.join(shorts)} ({len(skipped)} layers): the model reads their weights directly, so an adapter would never train")
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in PEFT_MAMBA_TYPES:
+        refused = sorted(n for n in chosen if n.rsplit(".", 1)[-1] == "out_proj")
+        if refused:
+            chosen -= set(refused)
+            notes.append(f"not adapting out_proj ({len(refused)} layers): PEFT refuses LoRA on the mixer's out_proj of {model_type} models")
     if not chosen and not params:
         raise WorkbenchError("lora.target_modules selects nothing", "linear layers: " + ", ".join(counts))
     by_kind, kind_notes = kinds_report(linear, chosen, experts=experts)
