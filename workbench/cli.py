@@ -262,14 +262,16 @@ def merge(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the merged model goes.", show_default=False)],
     base: Annotated[Optional[str], typer.Option("--base", help="Base model folder; default: the one the first adapter names.")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", help="Comma-separated weight per adapter (default equal).")] = None,
-    combination: Annotated[str, typer.Option("--combination", help="linear, ties, dare_ties, dare_linear, cat, svd or magnitude_prune.")] = "linear",
+    combination: Annotated[str, typer.Option("--combination", help="linear (exact weighted sum of the adapters' weight deltas; cat is the same), ties, dare_ties, dare_linear or magnitude_prune (on the full deltas), svd (the delta sum at reduced rank).")] = "linear",
     density: Annotated[Optional[float], typer.Option("--density", help="Fraction of weights kept by ties / dare_* / magnitude_prune.")] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="bfloat16, float16 or float32.")] = "bfloat16",
 ) -> None:
     """Merge a LoRA adapter into its base model and save a 16-bit model (merge_and_unload).
 
-    With several adapters, PEFT's add_weighted_adapter combines them first. The tokenizer and the
-    adapter's generation_config (with the end-of-turn stop token) are saved with the model.
+    Several adapters are combined on their weight deltas (scaling * B @ A): linear adds them with
+    the weights exactly, TIES/DARE trim and elect signs on the full deltas. The tokenizer, the
+    adapter's generation_config (with the end-of-turn stop token) and a mergekit.yaml stating the
+    same merge for full models are saved with the model.
     """
     from workbench.console import err
     from workbench.train import merge as do_merge

@@ -210,6 +210,10 @@ def resolve(model: Any, target_modules: str | Sequence[str] = "all-linear", *, e
         raise WorkbenchError("lora.target_modules selects nothing", "linear layers: " + ", ".join(counts))
     by_kind, kind_notes = kinds_report(linear, chosen, experts=experts)
     notes += kind_notes
+    skipped_fused = [p for p in info["fused"] if p not in params]
+    if skipped_fused and not experts:
+        layers = len({layer_kind(p)[1] for p in skipped_fused})
+        notes.append(f"routed experts not adapted ({len(skipped_fused)} fused expert weights in {layers} layers; lora.experts: true adapts them)")
     return Targets(
         modules=_compact(sorted(chosen), linear),
         parameters=_compact_params(sorted(params)),
