@@ -230,26 +230,40 @@ def train(
 
 @app.command()
 def plan(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A model folder or its config.json (read locally; no weights needed).", show_default=False)],
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="A model folder or its config.json (read locally; no weights needed); default: the recipe's model.", show_default=False)] = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Estimate what this recipe runs: its targets, rank, max_length, batch, optimizer, quantization and backend.", show_default=False)] = None,
     method: Annotated[Optional[list[str]], typer.Option("--method", help="full, lora or qlora (repeatable; default all three).")] = None,
     seq: Annotated[int, typer.Option("--seq", help="Sequence length in tokens.")] = 2048,
     batch: Annotated[int, typer.Option("--batch", help="Per-device batch size.")] = 1,
-    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank (all linear layers).")] = 16,
+    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank.")] = 16,
+    targets: Annotated[str, typer.Option("--targets", help="all-linear, or comma-separated module names, resolved on the model built from config.json.")] = "all-linear",
+    experts: Annotated[bool, typer.Option("--experts", help="MoE models: adapt the routed experts too.")] = False,
+    logits: Annotated[str, typer.Option("--logits", help="full (PEFT + TRL hold every token's logits) or chunked (Unsloth's fused cross-entropy).")] = "full",
     optimizer: Annotated[str, typer.Option("--optimizer", help="adamw (fp32 moments) or adamw_8bit.")] = "adamw",
     as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON on stdout.")] = False,
 ) -> None:
     """Estimate GPU memory for full fine-tuning, LoRA and QLoRA from a model's config.json.
 
     Weights, adapter, gradients, optimizer states and activations (with and without gradient
-    checkpointing) at the given sequence length and batch size, in GB.
+    checkpointing) at the given sequence length and batch size, in GB. The adapter is counted on the
+    targets as they resolve on the model (built from config.json on PyTorch's meta device: no
+    weights), per layer kind; the assumptions are printed with the table.
     """
     import json
 
-    from workbench.train import METHODS, estimate
     from workbench.console.train import render_plan
+    from workbench.train import METHODS, estimate, for_recipe
 
-    methods = tuple(method) if method else METHODS
-    p = estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer)
+    if recipe is not None:
+        from workbench import recipe as rc
+
+        p = for_recipe(rc.load(recipe), model)
+    else:
+        if model is None:
+            raise UsageError("plan needs --model (a model folder or config.json) or --recipe")
+        names: str | list[str] = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+        methods = tuple(method) if method else METHODS
+        p = estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer, targets=names, experts=experts, logits=logits)
     if as_json:
         print(json.dumps(p.to_dict(), indent=2))
         return

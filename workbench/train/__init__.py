@@ -10,7 +10,7 @@ __getattr__, __dir__, __all__ = exports(
         "merging": ["COMBINATIONS", "merge"],
         "backend": ["import_unsloth_first", "same_base"],
         "lock": ["run_lock"],
-        "plan": ["METHODS", "Plan", "estimate"],
+        "plan": ["METHODS", "Plan", "estimate", "for_recipe"],
         "data": ["Prepared", "prepare"],
         "log": ["TrainEvent"],
         "tiny": ["FAMILIES", "build", "build_model", "build_tokenizer"],

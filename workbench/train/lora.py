@@ -33,6 +33,7 @@ class Targets:
     # per layer kind (self_attn, linear_attn, mlp, mlp.experts, mamba, ...): layers holding it, layers
     # where it carries an adapter, and its linear layers by short name, all and adapted
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chosen: list[str] = field(default_factory=list)  # full names of the adapted linear layers
 
     def describe(self) -> str:
         parts = ", ".join(self.modules) or "-"
@@ -222,6 +223,7 @@ def resolve(model: Any, target_modules: str | Sequence[str] = "all-linear", *, e
         matched=len(chosen) + len(params),
         notes=notes,
         by_kind=by_kind,
+        chosen=sorted(chosen),
     )
 
 
