@@ -166,7 +166,7 @@ def unsloth_peft_kwargs(lc: LoraConfig, peft_cfg: Any) -> tuple[dict[str, Any], 
     config the PEFT path would use, so both paths validate alike), and notes on what runs slower there."""
     init = peft_cfg.init_lora_weights
     kwargs: dict[str, Any] = {
-        "r": peft_cfg.r, "target_modules": list(peft_cfg.target_modules or []), "lora_alpha": peft_cfg.lora_alpha,
+        "r": peft_cfg.r, "target_modules": sorted(peft_cfg.target_modules or []), "lora_alpha": peft_cfg.lora_alpha,
         "lora_dropout": peft_cfg.lora_dropout, "bias": "none", "use_rslora": peft_cfg.use_rslora, "init_lora_weights": init,
     }  # fmt: skip
     if peft_cfg.target_parameters:
