@@ -27,10 +27,14 @@ report="$OUT/gpu_check.txt"
 py=${PYTHON:-python3}
 t_start=$SECONDS
 say() { echo "$*" | tee -a "$report"; }
+budget=${GPU_CHECK_BUDGET:-285}  # seconds for the whole check: a step gets at most what is left of it
 # step NAME SECONDS COMMAND...: run with a time limit, log its tail, one status line
 step() {
   local name=$1 limit=$2; shift 2
   if (( dry )); then say "would run [$name, ${limit}s]: $*"; return 0; fi
+  local left=$((budget - (SECONDS - t_start)))
+  if (( left < 20 )); then say "$name: SKIPPED (the ${budget}s budget is spent)"; return 1; fi
+  (( limit > left )) && limit=$left
   local t0=$SECONDS log="$OUT/$name.log"
   timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
   local rc=$?
@@ -52,8 +56,8 @@ else
   say "no .whl/ here: using the packages installed on this machine"
 fi
 
-say "== environment"
-step env 60 "$py" - <<'EOF'
+say "== environment (budget ${budget}s)"
+step env 30 "$py" - <<'EOF'
 import importlib.metadata as md, subprocess
 try:
     print(subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip())
@@ -68,7 +72,7 @@ for p in ("transformers", "trl", "peft", "accelerate", "bitsandbytes", "datasets
         print(p, "MISSING")
 EOF
 unsloth=1
-if ! step unsloth-import 120 "$py" -c "import unsloth; print('unsloth', unsloth.__version__)"; then
+if ! step unsloth-import 60 "$py" -c "import unsloth; print('unsloth', unsloth.__version__)"; then
   unsloth=0
   say "unsloth: cannot be imported here ($(grep -m1 -E 'Error|error' "$OUT/unsloth-import.log" 2>/dev/null | cut -c1-200)): the Unsloth backend is SKIPPED below"
 fi

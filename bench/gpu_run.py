@@ -32,7 +32,8 @@ def main() -> int:
     ap.add_argument("overrides", nargs="*", help="further recipe overrides")
     args = ap.parse_args()
     smoke = ["model.tiny={}", "quant.load_in_4bit=false", "train.optimizer=adamw_torch", "train.gradient_checkpointing=false",
-             "train.eval_every=null", "train.save_every=null", "eval.limit=4", "eval.gen_kwargs.max_gen_toks=8", "data.limit=32"] if args.smoke else []
+             "train.eval_every=null", "train.save_every=null", "eval.limit=4", "eval.gen_kwargs.max_gen_toks=8", "data.limit=32",
+             "train.max_steps=4"] if args.smoke else []
     sys.path.insert(0, str(REPO))
     import os
 
