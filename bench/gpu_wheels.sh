@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # name==version, one each; the versions the gpu extra pins (pyproject.toml) or that they need
 WHEELS=(
   # training: TRL and datasets at the versions Unsloth admits, 4-bit, the recipe model
-  trl==1.15.0 datasets==4.8.4 dill==0.4.0 multiprocess==0.70.18 peft==0.21.2 bitsandbytes==0.50.2
+  trl==1.15.0 datasets==4.8.5 dill==0.4.0 multiprocess==0.70.18 peft==0.21.2 bitsandbytes==0.50.2
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
   # Unsloth and what it imports
   unsloth==2026.10.9 unsloth_zoo==2026.10.9 tyro==1.0.17 docstring-parser==0.18.0 typeguard==4.6.1 shtab==1.13.0
