@@ -27,7 +27,7 @@ echo "gpu extra, CUDA-only packages left out: ${pins[*]}"
 "$venv/bin/python" - "$venv/gpu-resolve.json" <<'EOF'
 import json, sys
 got = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.load(open(sys.argv[1]))["install"]}
-print("gpu extra resolves to: " + ", ".join(f"{k}=={got[k]}" for k in ("unsloth", "unsloth-zoo", "transformers", "trl", "datasets", "peft", "bitsandbytes", "torch") if k in got))
+print("gpu extra resolves to: " + ", ".join(f"{k}=={got[k]}" for k in ("unsloth", "unsloth_zoo", "unsloth-zoo", "transformers", "trl", "datasets", "peft", "bitsandbytes", "torch") if k in got))
 EOF
 
 # 2. that set with CPU torch, and the training tests on it

@@ -146,8 +146,8 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool, pac
         max_length=recipe.model.max_length,
         packing=t.packing if packing is None else packing,
         packing_strategy="bfd",  # padding-free: position ids restart per example, so examples never attend to each other
-        activation_checkpointing=plat.gradient_checkpointing and plat.backend != "unsloth",
-        activation_checkpointing_kwargs={"use_reentrant": False} if plat.gradient_checkpointing else None,
+        **_checkpointing_args(SFTConfig, plat.gradient_checkpointing and plat.backend != "unsloth",
+                              {"use_reentrant": False} if plat.gradient_checkpointing else None),
         bf16=plat.precision == "bf16",
         fp16=plat.precision == "fp16",
         use_cpu=not plat.cuda,
@@ -166,6 +166,37 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool, pac
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
+
+
+def _trainer_class(sft_trainer: Any) -> Any:
+    """TRL's SFTTrainer. TRL <= 1.15 (the versions Unsloth admits) computes every loss with a Triton kernel and
+    has none without Triton (a CPU machine): there the loss is the model's own cross-entropy over the same
+    labels, with the token count TRL would log."""
+    from trl.trainer import utils as trl_utils
+
+    if getattr(trl_utils, "_ChunkedLogProbFunction", True) is not None:
+        return sft_trainer
+    import torch
+    from transformers import Trainer
+
+    class PlainLossSFTTrainer(sft_trainer):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            mode = "train" if model.training else "eval"
+            if mode == "train":
+                n = inputs["attention_mask"].sum() if "attention_mask" in inputs else torch.tensor(inputs["position_ids"].size(1))
+                self._total_train_tokens += int(self.accelerator.gather_for_metrics(n.reshape(1).to(model.device)).sum().item())
+                self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    return PlainLossSFTTrainer
+
+
+def _checkpointing_args(config_cls: Any, on: bool, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """TRL 1.16 calls it activation_checkpointing; TRL <= 1.15 (the version Unsloth admits) gradient_checkpointing."""
+    import dataclasses
+
+    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in dataclasses.fields(config_cls)} else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": kwargs}
 
 
 def build_trainer(
@@ -188,7 +219,7 @@ def build_trainer(
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # TRL's dataset passes are instant here; their bars would be noise
     try:
-        trainer = SFTTrainer(
+        trainer = _trainer_class(SFTTrainer)(
             model=model,
             args=args,
             train_dataset=as_dataset(data.train),
