@@ -57,6 +57,20 @@ def found(ckpt_dir: Path) -> list[Path]:
     return sorted((p for p in ckpt_dir.iterdir() if p.is_dir() and _NAME.match(p.name)), key=step_of)
 
 
+def settings_of(recipe: Any, plat: Any, data: Any) -> dict[str, Any]:
+    """What a checkpoint's steps depend on: the recipe's model, mask, LoRA, quantisation and training
+    settings (less those a resumed run may change: length, save/eval/log intervals, threads), the
+    exact training and held-out rows, and the backend and precision this machine resolved."""
+    from workbench.train.log import data_hash
+
+    dump = recipe.model_dump(mode="json")
+    flat = flatten({k: dump[k] for k in ("model", "mask", "lora", "quant", "train")})
+    flat = {k: v for k, v in flat.items() if k not in RESUMABLE}
+    flat.update({"data.train": data_hash(data.train), "data.eval": data_hash(data.eval), "platform.backend": plat.backend,
+                 "platform.precision": plat.precision, "platform.quantized": plat.quantize, "platform.optimizer": plat.optimizer})  # fmt: skip
+    return flat
+
+
 def write_marker(ckpt: Path, *, key: str, settings: dict[str, Any], stage_key: str | None = None) -> None:
     """Record a finished checkpoint: its key and settings, and every file's size (written last, atomically)."""
     from workbench.outputs import atomic_text

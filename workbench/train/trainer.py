@@ -306,7 +306,7 @@ def _train(
             say("dropped before training: " + ", ".join(f"{k} {v}" for k, v in data.dropped.items()))
         out.mkdir(parents=True, exist_ok=True)
         digest = trainlog.data_hash(data.train)
-        settings = resume_settings(recipe, plat, data)
+        settings = checkpoints.settings_of(recipe, plat, data)
         key = checkpoints.key_of(settings)
         start = checkpoints.select(ckpt_dir, out, key=key, settings=settings, mode=mode, say=say)
         if start is not None:
@@ -377,21 +377,6 @@ def _train(
         return result
     finally:
         torch.set_num_threads(prev_threads)
-
-
-def resume_settings(recipe: Recipe, plat: Platform, data: Prepared) -> dict[str, Any]:
-    """What a checkpoint's steps depend on: the recipe's model, mask, LoRA, quantisation and training
-    settings (less those a resumed run may change: length, save/eval/log intervals, threads), the
-    exact training and held-out rows, and the backend and precision this machine resolved."""
-    from workbench.train import checkpoints
-    from workbench.train.log import data_hash
-
-    dump = recipe.model_dump(mode="json")
-    flat = checkpoints.flatten({k: dump[k] for k in ("model", "mask", "lora", "quant", "train")})
-    flat = {k: v for k, v in flat.items() if k not in checkpoints.RESUMABLE}
-    flat.update({"data.train": data_hash(data.train), "data.eval": data_hash(data.eval), "platform.backend": plat.backend,
-                 "platform.precision": plat.precision, "platform.quantized": plat.quantize, "platform.optimizer": plat.optimizer})  # fmt: skip
-    return flat
 
 
 def _hardware(plat: Platform) -> str:
