@@ -150,3 +150,64 @@ def test_terminal_display_through_every_stage(in_repo: Path, tmp_path: Path, cap
     for stage in pipeline.STAGES:
         assert f"✓ {stage}" in captured.err
     assert "report:" in captured.out
+
+
+@pytest.mark.slow
+def test_changed_settings_never_resume_an_old_checkpoint(in_repo: Path, tmp_path: Path) -> None:
+    """Issue: change the learning rate, kill before the first new checkpoint, rerun: the old run's
+    checkpoint was resumed and its adapter came out while recipe.yaml said otherwise."""
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at(step: int, messages: list[str]):  # type: ignore[no-untyped-def]
+        def on(event) -> None:  # type: ignore[no-untyped-def]
+            if event.kind == "message":
+                messages.append(event.message)
+            if event.kind == "step" and event.step == step:
+                raise Interrupt
+
+        return on
+
+    with pytest.raises(Interrupt):
+        pipeline.run(demo(tmp_path), until="train", hooks=pipeline.Hooks(train=stop_at(3, [])))
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
+    said: list[str] = []
+    with pytest.raises(Interrupt):
+        pipeline.run(demo(tmp_path, "train.learning_rate=1e-3"), until="train", hooks=pipeline.Hooks(train=stop_at(1, said)))
+    assert any(m.startswith("set aside checkpoints/checkpoint-2") for m in said)
+    steps: list[int] = []
+    hooks = pipeline.Hooks(train=lambda e: steps.append(e.step) if e.kind == "step" else None)
+    result = pipeline.run(demo(tmp_path, "train.learning_rate=1e-3"), until="train", hooks=hooks)
+    assert statuses(result)["train"] == "ran" and steps[0] == 1  # started over: nothing of the old run resumed
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["checkpoint"]["resumed_from"] is None and info["data_stages"] is True
+    assert (tmp_path / "run" / "checkpoints-set-aside" / "checkpoint-2").is_dir()  # set aside, not deleted
+
+
+@pytest.mark.slow
+def test_train_command_runs_the_data_stages_first(in_repo: Path, tmp_path: Path) -> None:
+    args = ["train", str(DEMO), "model.name=tiny:chatml", "train.max_steps=2", "train.eval_every=null", "train.save_every=null",
+            "data.limit=16", "--json"]  # fmt: skip
+    res = run_cli(*args, "--run-dir", str(tmp_path / "staged"), cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = tmp_path / "staged"
+    state = json.loads((run / "stages.json").read_text())
+    assert [state[s]["status"] for s in ("ingest", "dedup", "check", "train")] == ["done"] * 4
+    removed = [json.loads(x)["removed"]["reason"] for x in (run / "data" / "removed.jsonl").read_text().splitlines()]
+    assert removed.count("contaminated") >= 20  # the demo's planted eval-set copies never reach training
+    info = json.loads((run / "run.json").read_text())
+    checked = len((run / "data" / "checked.jsonl").read_text().splitlines()) + len((run / "heldout.jsonl").read_text().splitlines())
+    assert info["data_stages"] is True and info["examples"]["rows_in"] == checked  # what the checks passed, held-out split included
+    # a second train reuses the data stages and trains again
+    again = run_cli(*args, "--run-dir", str(tmp_path / "staged"), cwd=REPO)
+    assert again.returncode == 0 and json.loads((run / "stages.json").read_text())["ingest"] == state["ingest"]
+    assert "= ingest" in again.stderr and "✓ train" in again.stderr
+
+    raw = run_cli(*args, "--no-data-stages", "--run-dir", str(tmp_path / "raw"), cwd=REPO)
+    assert raw.returncode == 0, raw.stderr[-2000:]
+    info = json.loads((tmp_path / "raw" / "run.json").read_text())
+    ingest = json.loads((run / "ingest.json").read_text())
+    assert info["data_stages"] is False and info["examples"]["rows_in"] > checked  # duplicates and eval copies included
+    assert info["examples"]["rows_in"] == ingest["read"] + json.loads((run / "ingest.json").read_text())["heldout"]["read"]
+    assert "no dedup, decontamination or check ran" in " ".join(raw.stderr.split())

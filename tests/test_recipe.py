@@ -35,7 +35,8 @@ def test_metamath_recipe_matches_the_published_setup() -> None:
     assert r.data.sources == ["meta-math/MetaMathQA"] and r.data.limit == 10000
     assert r.data.mapping == {"query": "query", "response": "response"}
     assert (r.lora.r, r.lora.alpha, r.lora.dropout) == (32, 32, 0.05)
-    assert sorted(r.lora.target_modules) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    # every linear layer: on Qwen3.5 the seven attention/MLP names would leave its 24 Gated DeltaNet layers bare
+    assert r.lora.target_modules == "all-linear"
     assert r.quant.load_in_4bit and r.quant.bnb_4bit_quant_type == "nf4" and r.quant.double_quant
     t = r.train
     assert (t.learning_rate, t.lr_scheduler, t.warmup_ratio, t.epochs) == (2e-4, "cosine", 0.05, 3)

@@ -191,34 +191,47 @@ def mask(
 def train(
     recipe: Annotated[Path, typer.Argument(help="A recipe YAML (see recipes/).")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides with dotted keys, values parsed as YAML: lora.r=16 train.learning_rate=1e-4.", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in <run_dir>/checkpoints.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest complete checkpoint written with these settings and data (an error naming what changed otherwise).")] = False,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of the recipe's run_dir.")] = None,
+    no_data_stages: Annotated[bool, typer.Option("--no-data-stages", help="Train on the recipe's sources as they are: no dedup, decontamination or check gate (run.json records it).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter as a recipe says: Unsloth on CUDA, PEFT + TRL (+ bitsandbytes 4-bit) elsewhere.
 
-    Trains on exactly the input ids and labels `workbench mask` verifies. The run directory gets the
-    adapter (PEFT format) with tokenizer and generation_config, the resolved recipe, data/template
-    hashes, package versions, train_log.json, loss.png and checkpoints (for --resume).
+    First runs (or reuses, when unchanged) the recipe's data stages, as `workbench run` does: ingest,
+    dedup and decontamination, and the check gate. Then trains on exactly the input ids and labels
+    `workbench mask` verifies. The run directory gets the adapter (PEFT format) with tokenizer and
+    generation_config, the resolved recipe, data/template hashes, package versions, train_log.json,
+    loss.png and checkpoints (for --resume).
     """
     import json
 
     from workbench import recipe as rc
-    from workbench.console.train import render_result, train_progress
-    from workbench.train import train as run_training
 
     r = rc.load(recipe, overrides or [])
+    if run_dir is not None:
+        r = r.model_copy(update={"run_dir": str(run_dir)})
     from workbench.pipeline import guard_run
+    from workbench.train import import_unsloth_first
 
-    guard_run(r, run_dir or r.resolved_run_dir(), recipe)
+    guard_run(r, r.resolved_run_dir(), recipe)  # before any work: the run dir and report path may not hold inputs
+
+    import_unsloth_first(r)  # Unsloth patches transformers, TRL and PEFT at import: before anything imports them
     from transformers.utils import logging as hf_logging
 
+    from workbench import pipeline
     from workbench.console import quiet_libraries
+    from workbench.console.run import run_display
+    from workbench.console.train import render_result, train_progress
 
     quiet_libraries()
     hf_logging.disable_progress_bar()  # our own bar reports progress
-    with train_progress(r.name or "training") as on_progress:
-        result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
+    if no_data_stages:
+        with train_progress(r.name or "training") as on_progress:
+            result = pipeline.train_sources(r, resume=resume, on_progress=on_progress)
+    else:
+        with run_display() as hooks:
+            result = pipeline.run(r, until="train", start_from="train", train_resume="required" if resume else "fresh", hooks=hooks).train
     if as_json:
         print(json.dumps({k: v for k, v in result.__dict__.items() if k != "log"}, indent=2, default=str))
         return
@@ -227,26 +240,40 @@ def train(
 
 @app.command()
 def plan(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A model folder or its config.json (read locally; no weights needed).", show_default=False)],
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="A model folder or its config.json (read locally; no weights needed); default: the recipe's model.", show_default=False)] = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Estimate what this recipe runs: its targets, rank, max_length, batch, optimizer, quantization and backend.", show_default=False)] = None,
     method: Annotated[Optional[list[str]], typer.Option("--method", help="full, lora or qlora (repeatable; default all three).")] = None,
     seq: Annotated[int, typer.Option("--seq", help="Sequence length in tokens.")] = 2048,
     batch: Annotated[int, typer.Option("--batch", help="Per-device batch size.")] = 1,
-    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank (all linear layers).")] = 16,
+    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank.")] = 16,
+    targets: Annotated[str, typer.Option("--targets", help="all-linear, or comma-separated module names, resolved on the model built from config.json.")] = "all-linear",
+    experts: Annotated[bool, typer.Option("--experts", help="MoE models: adapt the routed experts too.")] = False,
+    logits: Annotated[str, typer.Option("--logits", help="full (PEFT + TRL hold every token's logits) or chunked (Unsloth's fused cross-entropy).")] = "full",
     optimizer: Annotated[str, typer.Option("--optimizer", help="adamw (fp32 moments) or adamw_8bit.")] = "adamw",
     as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON on stdout.")] = False,
 ) -> None:
     """Estimate GPU memory for full fine-tuning, LoRA and QLoRA from a model's config.json.
 
     Weights, adapter, gradients, optimizer states and activations (with and without gradient
-    checkpointing) at the given sequence length and batch size, in GB.
+    checkpointing) at the given sequence length and batch size, in GB. The adapter is counted on the
+    targets as they resolve on the model (built from config.json on PyTorch's meta device: no
+    weights), per layer kind; the assumptions are printed with the table.
     """
     import json
 
-    from workbench.train import METHODS, estimate
     from workbench.console.train import render_plan
+    from workbench.train import METHODS, estimate, for_recipe
 
-    methods = tuple(method) if method else METHODS
-    p = estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer)
+    if recipe is not None:
+        from workbench import recipe as rc
+
+        p = for_recipe(rc.load(recipe), model)
+    else:
+        if model is None:
+            raise UsageError("plan needs --model (a model folder or config.json) or --recipe")
+        names: str | list[str] = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+        methods = tuple(method) if method else METHODS
+        p = estimate(model, seq=seq, batch=batch, rank=rank, methods=methods, optimizer=optimizer, targets=names, experts=experts, logits=logits)
     if as_json:
         print(json.dumps(p.to_dict(), indent=2))
         return
@@ -259,14 +286,16 @@ def merge(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the merged model goes.", show_default=False)],
     base: Annotated[Optional[str], typer.Option("--base", help="Base model folder; default: the one the first adapter names.")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", help="Comma-separated weight per adapter (default equal).")] = None,
-    combination: Annotated[str, typer.Option("--combination", help="linear, ties, dare_ties, dare_linear, cat, svd or magnitude_prune.")] = "linear",
+    combination: Annotated[str, typer.Option("--combination", help="linear (exact weighted sum of the adapters' weight deltas; cat is the same), ties, dare_ties, dare_linear or magnitude_prune (on the full deltas), svd (the delta sum at reduced rank).")] = "linear",
     density: Annotated[Optional[float], typer.Option("--density", help="Fraction of weights kept by ties / dare_* / magnitude_prune.")] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="bfloat16, float16 or float32.")] = "bfloat16",
 ) -> None:
     """Merge a LoRA adapter into its base model and save a 16-bit model (merge_and_unload).
 
-    With several adapters, PEFT's add_weighted_adapter combines them first. The tokenizer and the
-    adapter's generation_config (with the end-of-turn stop token) are saved with the model.
+    Several adapters are combined on their weight deltas (scaling * B @ A): linear adds them with
+    the weights exactly, TIES/DARE trim and elect signs on the full deltas. The tokenizer, the
+    adapter's generation_config (with the end-of-turn stop token) and a mergekit.yaml stating the
+    same merge for full models are saved with the model.
     """
     from workbench.console import err, say
     from workbench.outputs import guard
@@ -537,6 +566,9 @@ def run(
     r = rc.load(recipe, overrides or [])
     import os
 
+    from workbench.train import import_unsloth_first
+
+    import_unsloth_first(r)  # before anything imports transformers (Unsloth patches it at import)
     from transformers.utils import logging as hf_logging
 
     from workbench.console import quiet_libraries

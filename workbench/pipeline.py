@@ -58,6 +58,7 @@ class RunResult:
     run_dir: Path
     stages: list[StageRecord]
     report: Path | None = None
+    train: Any = None  # the TrainResult when training ran
 
     @property
     def noop(self) -> bool:
@@ -118,7 +119,7 @@ def tokenizer_key(tokenizer: Any) -> str:
 
 # --- the run --------------------------------------------------------------------------------------
 
-RUN_FILES = (STATE, "run.json", "recipe.yaml")  # a folder holding one of these is a run directory
+RUN_FILES = (STATE, "run.json", "recipe.yaml", ".workbench.lock")  # a folder holding one of these is a run directory
 
 
 def guard_run(recipe: Recipe, run_dir: Path, recipe_file: str | Path | None = None) -> None:
@@ -155,6 +156,7 @@ class _Run:
         self.state: dict[str, Any] = _read_json(run_dir / STATE) or {}
         self._tokenizer: Any = None
         self._model_path: str | None = None
+        self.train_result: Any = None  # the TrainResult when the train stage ran
 
     # paths
     def p(self, *parts: str) -> Path:
@@ -228,13 +230,26 @@ def run(
     force: bool = False,
     hooks: Hooks | None = None,
     recipe_file: str | Path | None = None,
+    train_resume: str | None = None,
 ) -> RunResult:
     """Run the recipe's stages in order; skip those whose key and outputs are already in the run dir.
 
     ``until``: stop after this stage. ``start_from``: rerun this stage and every later one even
     when cached. ``force``: rerun everything. An interrupted run resumes: finished stages are
-    skipped, and an interrupted training continues from its last checkpoint.
+    skipped, and an interrupted training continues from its newest complete checkpoint written with
+    the same settings and data (others are set aside, with a message). ``train_resume``
+    ("fresh" | "auto" | "required") overrides that choice (`workbench train [--resume]`). The run
+    directory is locked while this runs: a second run on it fails at once.
     """
+    from workbench.train import run_lock
+
+    hooks = hooks or Hooks()
+    guard_run(recipe, recipe.resolved_run_dir(), recipe_file)  # before the lock makes the folder
+    with run_lock(recipe.resolved_run_dir(), command="workbench run", on_message=hooks.message):
+        return _run(recipe, until=until, start_from=start_from, force=force, hooks=hooks, train_resume=train_resume)
+
+
+def _run(recipe: Recipe, *, until: str | None, start_from: str | None, force: bool, hooks: Hooks, train_resume: str | None) -> RunResult:
     for flag, value in (("--until", until), ("--from", start_from)):
         if value is not None and value not in STAGES:
             raise UsageError(f"{flag} {value!r} is not a stage", f"stages: {', '.join(STAGES)}")
@@ -242,9 +257,7 @@ def run(
     first_forced = 0 if force else (STAGES.index(start_from) if start_from else len(STAGES))
     if start_from and STAGES.index(start_from) > last:
         raise UsageError(f"--from {start_from} comes after --until {until}")
-    hooks = hooks or Hooks()
     run_dir = recipe.resolved_run_dir()
-    guard_run(recipe, run_dir, recipe_file)
     r = _Run(recipe, run_dir, hooks)
     keys = r.keys()
     records = [StageRecord(name) for name in STAGES]
@@ -268,7 +281,8 @@ def run(
             continue
         rec.status = "running"
         _emit(hooks, rec)
-        resume = rec.name == "train" and saved.get("key") == rec.key and saved.get("status") == "running"
+        interrupted = saved.get("key") == rec.key and saved.get("status") == "running"
+        resume = (train_resume or ("auto" if interrupted else "fresh")) if rec.name == "train" else False
         r.state[rec.name] = {"key": rec.key, "status": "running"}
         for later in STAGES[i + 1 :]:
             r.state.pop(later, None)  # a rerun stage invalidates everything after it
@@ -292,7 +306,7 @@ def run(
         _emit(hooks, rec)
         if rec.name == "report":
             report = Path(rec.counts["path"])
-    return RunResult(run_dir, records, report)
+    return RunResult(run_dir, records, report, r.train_result)
 
 
 def _emit(hooks: Hooks, rec: StageRecord) -> None:
@@ -439,17 +453,35 @@ def stage_check(r: _Run, **_: Any) -> dict[str, Any]:
     return counts
 
 
-def stage_train(r: _Run, *, resume: bool = False) -> dict[str, Any]:
+def stage_train(r: _Run, *, resume: Any = "fresh") -> dict[str, Any]:
     from workbench.train import train
 
     rec = r.recipe
     data = rec.data.model_copy(update={"heldout": str(r.p("heldout.jsonl")) if r.p("heldout.jsonl").is_file() else None})
     recipe = rec.model_copy(update={"data": data})
     convs = _load(r.p("data", "checked.jsonl"))
-    resume = resume and any(r.p("checkpoints").glob("checkpoint-*")) if r.p("checkpoints").is_dir() else False
-    res = train(recipe, run_dir=r.dir, resume=resume, on_progress=r.hooks.train, prepared=convs)
+    key = r.state.get("train", {}).get("key")
+    res = train(recipe, run_dir=r.dir, resume=resume, on_progress=r.hooks.train, prepared=convs, data_stages=True, stage_key=key)
+    r.train_result = res
     return {"steps": res.steps, "first_loss": res.first_loss, "last_loss": res.last_loss, "eval_loss": res.eval_loss,
             "examples": res.examples, "tokens_per_s": res.tokens_per_s, "backend": res.backend}  # fmt: skip
+
+
+def train_sources(recipe: Recipe, *, resume: bool = False, on_progress: Callable[[Any], None] | None = None) -> Any:
+    """`workbench train --no-data-stages`: train on the recipe's sources as they are (ingested and masked,
+    no dedup, decontamination or check gate); the run record says so, and the pipeline's cached train,
+    eval and report stages are forgotten, since the adapter no longer comes from the checked data."""
+    from workbench.train import TrainEvent, run_lock, train
+
+    run_dir = recipe.resolved_run_dir()
+    say = (lambda m: on_progress(TrainEvent("message", message=m))) if on_progress else None
+    with run_lock(run_dir, command="workbench train --no-data-stages", on_message=say):
+        state = _read_json(run_dir / STATE) or {}
+        if any(k in state for k in ("train", "eval", "report")):
+            for stage in ("train", "eval", "report"):
+                state.pop(stage, None)
+            _write_json(run_dir / STATE, state)
+        return train(recipe, run_dir=run_dir, resume=resume, on_progress=on_progress, data_stages=False)
 
 
 def stage_eval(r: _Run, **_: Any) -> dict[str, Any]:

@@ -237,7 +237,7 @@ class MergeConfig(Section):
     weights: list[float] = Field(default_factory=list)
     """One weight per adapter (this run's first); empty: equal weights."""
     combination: Literal["linear", "ties", "dare_ties", "dare_linear", "cat", "svd", "magnitude_prune"] = "linear"
-    """PEFT add_weighted_adapter combination type."""
+    """How several adapters combine: linear (= cat) adds their weight deltas exactly; ties, dare_ties, dare_linear, magnitude_prune work on the full deltas; svd is the delta sum at reduced rank."""
     density: float | None = Field(default=None, gt=0.0, le=1.0)
     """Fraction of weights kept by ties / dare_* / magnitude_prune."""
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"

@@ -7,10 +7,9 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-
-from rich.markup import escape
 from rich.text import Text
 
 from workbench.console import err, out, say
@@ -98,8 +97,8 @@ def render_result(result: TrainResult) -> None:
 def render_plan(plan: Plan) -> None:
     """GB per component for each method, with and without gradient checkpointing."""
     out.print(
-        f"[bold]{escape(visible(str(plan.model)))}[/]: {_count(plan.params)} parameters, seq {plan.seq}, batch {plan.batch}, "
-        f"LoRA rank {plan.rank}, {plan.optimizer}",
+        f"[bold]{escape(visible(str(plan.model)))}[/]: {plan.kind}, {_count(plan.params)} parameters, seq {plan.seq}, batch {plan.batch}, "
+        f"LoRA rank {plan.rank} on {escape(plan.targets)}, {plan.optimizer}, {plan.logits} logits",
         highlight=False,
     )
     t = Table(title="GPU memory, GB")
@@ -112,6 +111,16 @@ def render_plan(plan: Plan) -> None:
             f"[bold]{r.total:.1f}[/]",
         )
     out.print(t)
+    if plan.by_kind:
+        k = Table(title="LoRA targets per layer kind")
+        for col in ("kind", "layers adapted", "modules adapted", "not adapted"):
+            k.add_column(col)
+        for kind, d in plan.by_kind.items():
+            left = [m for m in d["linear"] if m not in d["adapted"]]
+            k.add_row(kind, f"{d['adapted_layers']}/{d['layers']}", ", ".join(d["adapted"]) or "-", ", ".join(left) or "-")
+        out.print(k)
+    for note in plan.assumptions:
+        err.print(f"- {escape(note)}", highlight=False)
     err.print(
         "GB = 10^9 bytes; ckpt = gradient checkpointing; extra = CUDA context and allocator slack. "
         "An estimate from config.json (the arithmetic is in workbench/train/plan.py).",

@@ -104,9 +104,11 @@ def adapter_base(adapter: str | os.PathLike[str]) -> str | None:
 def check_adapter_base(adapter: str | os.PathLike[str], model: str, spec: str | None = None) -> None:
     """Refuse an adapter trained on another base: its recorded base must be ``model`` (same folder, same
     weights, or, for a hub name, the same final name component)."""
+    from workbench.train.backend import same_base
+
     base = adapter_base(adapter)
-    if base is None or base in (model, spec):
-        return
+    if base is None or base in (model, spec) or same_base(base, spec or model):
+        return  # same_base: Unsloth records its 4-bit copy (unsloth/X-bnb-4bit) of the base X
     bp, mp = Path(base).expanduser(), Path(model)
     if bp.is_dir() and mp.is_dir():
         if bp.resolve() == mp.resolve() or fingerprint(bp) == fingerprint(mp):

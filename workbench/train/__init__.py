@@ -6,8 +6,11 @@ __getattr__, __dir__, __all__ = exports(
     __name__,
     {
         "trainer": ["TrainResult", "model_path", "train"],
-        "lora": ["merge", "resolve"],
-        "plan": ["METHODS", "Plan", "estimate"],
+        "lora": ["resolve"],
+        "merging": ["COMBINATIONS", "merge"],
+        "backend": ["import_unsloth_first", "same_base"],
+        "lock": ["run_lock"],
+        "plan": ["METHODS", "Plan", "estimate", "for_recipe"],
         "data": ["Prepared", "prepare"],
         "log": ["TrainEvent"],
         "tiny": ["FAMILIES", "build", "build_model", "build_tokenizer"],

@@ -1,12 +1,10 @@
-"""LoRA: target modules resolved against the loaded model, the PEFT config for each variant, adapter merging."""
+"""LoRA: target modules resolved against the loaded model (per layer kind), and the PEFT config for each variant."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
@@ -16,9 +14,10 @@ from workbench.recipe import LoraConfig
 ROUTER_NAMES = ("gate", "router", "shared_expert_gate", "gate_network")
 # Parameters of state-space (Mamba) mixers that must never carry an adapter.
 SSM_PARAMS = ("A_log", "D", "dt_bias", "conv1d")
+# Model types whose mixer out_proj PEFT refuses to adapt (peft.tuners.tuners_utils._check_lora_target_modules_mamba).
+PEFT_MAMBA_TYPES = ("falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h")
 # Fused expert weights (3-D parameters [experts, out, in]) in transformers 5 MoE blocks.
 FUSED_EXPERT_PARAMS = ("gate_up_proj", "down_proj", "w1", "w2", "w3", "gate_proj", "up_proj")
-COMBINATIONS = ("linear", "ties", "dare_ties", "dare_linear", "cat", "svd", "magnitude_prune")
 
 
 @dataclass
@@ -31,11 +30,19 @@ class Targets:
     linear: dict[str, int] = field(default_factory=dict)  # every linear layer's short name -> count
     matched: int = 0  # how many modules and parameters carry an adapter
     notes: list[str] = field(default_factory=list)
+    # per layer kind (self_attn, linear_attn, mlp, mlp.experts, mamba, ...): layers holding it, layers
+    # where it carries an adapter, and its linear layers by short name, all and adapted
+    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chosen: list[str] = field(default_factory=list)  # full names of the adapted linear layers
 
     def describe(self) -> str:
         parts = ", ".join(self.modules) or "-"
         extra = f"; parameters {', '.join(self.parameters)}" if self.parameters else ""
         return f"{self.kind} model: {self.matched} targets ({parts}{extra})"
+
+    def per_kind(self) -> str:
+        """`self_attn 8/8 layers, linear_attn 0/24 layers, mlp 32/32 layers`: where adapters sit."""
+        return ", ".join(f"{k} {d['adapted_layers']}/{d['layers']} layers" for k, d in self.by_kind.items())
 
 
 def _is_linear(module: Any) -> bool:
@@ -53,6 +60,52 @@ def _pattern(name: str) -> str:
 def _in_experts(name: str) -> bool:
     parts = name.split(".")
     return any(p in ("experts", "expert") for p in parts[:-1])
+
+
+def layer_kind(name: str) -> tuple[str, int | None]:
+    """(kind, layer index) of a module: the block under the numbered decoder layer that holds it
+    (`model.layers.3.linear_attn.in_proj_qkv` -> ("linear_attn", 3)); experts and shared experts apart."""
+    parts = name.split(".")
+    idx = next((i for i, p in enumerate(parts[:-1]) if p.isdigit()), None)
+    if idx is None or idx + 1 >= len(parts) - 1:
+        return "other", None
+    kind = parts[idx + 1]
+    rest = parts[idx + 2 : -1]
+    if any(p in ("experts", "expert") for p in rest):
+        kind += ".experts"
+    elif any(p.startswith("shared_expert") for p in rest):
+        kind += ".shared_expert"
+    return kind, int(parts[idx])
+
+
+def kinds_report(linear: dict[str, str], chosen: set[str], *, experts: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per layer kind: how many layers hold it and how many of those carry an adapter; and a warning for
+    each kind that some layers leave without any adapter (routed experts skipped by choice get a note)."""
+    by: dict[str, dict[str, Any]] = {}
+    layers: dict[str, set[int | None]] = {}
+    covered: dict[str, set[int | None]] = {}
+    for n in sorted(linear):
+        kind, idx = layer_kind(n)
+        short = n.rsplit(".", 1)[-1]
+        d = by.setdefault(kind, {"layers": 0, "adapted_layers": 0, "linear": {}, "adapted": {}})
+        d["linear"][short] = d["linear"].get(short, 0) + 1
+        layers.setdefault(kind, set()).add(idx)
+        if n in chosen:
+            d["adapted"][short] = d["adapted"].get(short, 0) + 1
+            covered.setdefault(kind, set()).add(idx)
+    notes: list[str] = []
+    for kind, d in by.items():
+        d["layers"], d["adapted_layers"] = len(layers[kind]), len(covered.get(kind, set()))
+        bare = d["layers"] - d["adapted_layers"]
+        if not bare:
+            continue
+        missing = ", ".join(k for k in d["linear"] if k not in d["adapted"]) or ", ".join(d["linear"])
+        if kind.endswith(".experts") and not experts:
+            notes.append(f"routed experts not adapted ({kind} in {bare} layers; lora.experts: true adapts them)")
+        else:
+            notes.append(f"warning: {kind} has no adapter in {bare} of {d['layers']} layers ({missing} not targeted); "
+                         "add them to lora.target_modules, or use all-linear")  # fmt: skip
+    return dict(sorted(by.items())), notes
 
 
 def scan(model: Any) -> dict[str, Any]:
@@ -148,8 +201,20 @@ def resolve(model: Any, target_modules: str | Sequence[str] = "all-linear", *, e
             chosen -= set(skipped)
             shorts = sorted({n.rsplit(".", 1)[-1] for n in skipped})
             notes.append(f"not adapting {', '.join(shorts)} ({len(skipped)} layers): the model reads their weights directly, so an adapter would never train")
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in PEFT_MAMBA_TYPES:
+        refused = sorted(n for n in chosen if n.rsplit(".", 1)[-1] == "out_proj")
+        if refused:
+            chosen -= set(refused)
+            notes.append(f"not adapting out_proj ({len(refused)} layers): PEFT refuses LoRA on the mixer's out_proj of {model_type} models")
     if not chosen and not params:
         raise WorkbenchError("lora.target_modules selects nothing", "linear layers: " + ", ".join(counts))
+    by_kind, kind_notes = kinds_report(linear, chosen, experts=experts)
+    notes += kind_notes
+    skipped_fused = [p for p in info["fused"] if p not in params]
+    if skipped_fused and not experts:
+        layers = len({layer_kind(p)[1] for p in skipped_fused})
+        notes.append(f"routed experts not adapted ({len(skipped_fused)} fused expert weights in {layers} layers; lora.experts: true adapts them)")
     return Targets(
         modules=_compact(sorted(chosen), linear),
         parameters=_compact_params(sorted(params)),
@@ -157,6 +222,8 @@ def resolve(model: Any, target_modules: str | Sequence[str] = "all-linear", *, e
         linear=counts,
         matched=len(chosen) + len(params),
         notes=notes,
+        by_kind=by_kind,
+        chosen=sorted(chosen),
     )
 
 
@@ -278,79 +345,3 @@ def loraplus_optimizer(model: Any, *, lr: float, ratio: float, weight_decay: flo
 
         cls = bnb.optim.PagedAdamW8bit if optim.startswith("paged") else bnb.optim.AdamW8bit
     return create_loraplus_optimizer(model, cls, lr=lr, loraplus_lr_ratio=ratio, weight_decay=weight_decay)
-
-
-# --- merging ---------------------------------------------------------------------------------
-
-
-def adapter_base(adapter: str | Path) -> str:
-    """The base model an adapter was trained on, from its adapter_config.json."""
-    cfg = Path(adapter) / "adapter_config.json"
-    if not cfg.is_file():
-        raise WorkbenchError(f"{adapter}: no adapter_config.json here", "point at a run's adapter/ folder")
-    base = json.loads(cfg.read_text()).get("base_model_name_or_path")
-    if not base:
-        raise WorkbenchError(f"{cfg} names no base model", "pass --base")
-    return str(base)
-
-
-def merge(
-    adapters: Sequence[str | Path],
-    out: str | Path,
-    *,
-    base: str | None = None,
-    weights: Sequence[float] | None = None,
-    combination: str = "linear",
-    density: float | None = None,
-    dtype: str = "bfloat16",
-) -> Path:
-    """Merge one adapter (or several, combined with PEFT's add_weighted_adapter) into a 16-bit base; save it.
-
-    The tokenizer and the adapter's generation_config (with the end-of-turn stop token) go with it.
-    """
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-    from workbench.outputs import atomic_path
-
-    if not adapters:
-        raise WorkbenchError("merge needs at least one adapter")
-    if combination not in COMBINATIONS:
-        raise WorkbenchError(f"unknown combination {combination!r}", "one of " + ", ".join(COMBINATIONS))
-    if weights and len(weights) != len(adapters):
-        raise WorkbenchError(f"{len(weights)} weights for {len(adapters)} adapters", "give one weight per adapter")
-    base = base or adapter_base(adapters[0])
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
-    except OSError as e:
-        raise WorkbenchError(f"cannot load base model {base}: {e}", "pass --base DIR") from None
-    names = [f"a{i}" for i in range(len(adapters))]
-    peft_model = PeftModel.from_pretrained(model, str(adapters[0]), adapter_name=names[0])
-    for name, path in zip(names[1:], adapters[1:]):
-        peft_model.load_adapter(str(path), adapter_name=name)
-    if len(adapters) > 1:
-        kwargs: dict[str, Any] = {}
-        if density is not None:
-            kwargs["density"] = density
-        elif combination in ("ties", "dare_ties", "dare_linear", "magnitude_prune"):
-            kwargs["density"] = 0.5
-        peft_model.add_weighted_adapter(
-            names, list(weights or [1.0 / len(adapters)] * len(adapters)), "merged", combination_type=combination, **kwargs
-        )
-        peft_model.set_adapter("merged")
-        for name in names:
-            peft_model.delete_adapter(name)
-    merged = peft_model.merge_and_unload()
-    first = Path(adapters[0])
-    if (first / "generation_config.json").is_file():
-        merged.generation_config = GenerationConfig.from_pretrained(first)
-    with atomic_path(out) as tmp:
-        merged.save_pretrained(tmp)
-        tok_src = first if (first / "tokenizer_config.json").is_file() else Path(base)
-        try:
-            AutoTokenizer.from_pretrained(tok_src).save_pretrained(tmp)
-        except (OSError, ValueError):
-            pass  # a merged model without a tokenizer is still a model; the base's tokenizer applies
-    return Path(out)
-

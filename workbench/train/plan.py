@@ -11,7 +11,13 @@ The arithmetic, per component (bytes):
   per layer and token, the 16-bit inputs the backward pass needs: 2 x (5h + 2 kv + 4 i_active)
   plus, for LoRA with dropout, one dropped-out copy of each adapted layer's input. With gradient
   checkpointing only each layer's input (2h) is kept, plus one layer recomputed at a time.
-  Logits: batch x seq x vocab x 8 (bf16 logits, their fp32 upcast for the loss, and its gradient share).
+  Linear-attention (Gated DeltaNet) layers of hybrid models keep their projections' widths instead
+  of q/k/v: 2 x (3h + 2 qkv + 2 v) for the mixer.
+- logits: ``full`` (PEFT + TRL: the bf16 logits, their fp32 upcast for the loss and its gradient,
+  batch x seq x vocab x 8) or ``chunked`` (Unsloth's fused cross-entropy: 1,024 tokens' logits at a time).
+- adapter: the LoRA parameters PEFT creates on the targets the recipe resolves, counted by building
+  the model from its config on PyTorch's meta device (no weights, no memory) and attaching the
+  adapter there; routed experts only with ``experts``. Without a buildable config: by formula.
 - overhead: 1 GB for the CUDA context, cuBLAS workspaces and the allocator's slack.
 """
 
@@ -27,6 +33,7 @@ from workbench.errors import WorkbenchError
 GB = 1e9  # decimal gigabytes, as GPU specs quote them
 METHODS = ("full", "lora", "qlora")
 OVERHEAD = 1.0 * GB
+CE_CHUNK = 1024  # tokens whose logits a chunked (fused) cross-entropy holds at once
 
 
 @dataclass
@@ -45,6 +52,9 @@ class Shape:
     active_experts: int = 0
     shared_intermediate: int = 0  # shared-expert MLP width in MoE layers
     name: str = "model"
+    linear_attention_layers: int = 0  # hybrid models: layers whose mixer is linear attention (Gated DeltaNet)
+    linear_qkv: int = 0  # their q+k+v projection width
+    linear_v: int = 0  # their value width
 
     @property
     def kv_dim(self) -> int:
@@ -63,11 +73,12 @@ class Shape:
         norms = self.layers * 2 * h + h
         return {"embeddings": emb, "linear": linear, "norms": norms, "total": emb + linear + norms}
 
-    def lora_params(self, r: int) -> int:
-        """Adapter parameters with rank ``r`` on every attention and MLP projection (experts' MLPs included)."""
+    def lora_params(self, r: int, *, experts: bool = True) -> int:
+        """Adapter parameters with rank ``r`` on every attention and MLP projection (routed experts' MLPs with ``experts``)."""
         h, i, q = self.hidden, self.intermediate, self.heads * self.head_dim
         attn = r * (h + q) * 2 + r * (h + self.kv_dim) * 2
-        mlp_paths = (self.experts or 1) + (1 if self.shared_intermediate else 0)
+        routed = (self.experts if experts else 0) if self.experts else 1
+        mlp_paths = routed + (1 if self.shared_intermediate else 0)
         mlp = r * ((h + i) * 2 + (i + h)) * mlp_paths
         return self.layers * (attn + mlp)
 
@@ -113,7 +124,17 @@ def shape_of(cfg: dict[str, Any]) -> Shape:
     shared = get("shared_expert_intermediate_size", default=0) or 0
     if not shared and get("n_shared_experts") and moe_i:
         shared = int(get("n_shared_experts")) * moe_i
+    kinds = cfg.get("layer_types") or []
+    if not kinds and cfg.get("full_attention_interval"):
+        every = int(cfg["full_attention_interval"])
+        kinds = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(layers)]
+    n_linear = sum(1 for k in kinds if k == "linear_attention")
+    key_dim = int(get("linear_num_key_heads", default=0) or 0) * int(get("linear_key_head_dim", default=0) or 0)
+    value_dim = int(get("linear_num_value_heads", default=0) or 0) * int(get("linear_value_head_dim", default=0) or 0)
     return Shape(
+        linear_attention_layers=n_linear,
+        linear_qkv=2 * key_dim + value_dim,
+        linear_v=value_dim,
         hidden=hidden,
         layers=layers,
         heads=heads,
@@ -159,6 +180,11 @@ class Plan:
     rank: int
     optimizer: str
     rows: list[Row] = field(default_factory=list)
+    logits: str = "full"
+    targets: str = "all-linear"
+    kind: str = "dense"
+    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # per layer kind: layers, adapted layers, modules
+    assumptions: list[str] = field(default_factory=list)
 
     def row(self, method: str, checkpointing: bool = True) -> Row:
         return next(r for r in self.rows if r.method == method and r.checkpointing == checkpointing)
@@ -170,20 +196,81 @@ class Plan:
         return d
 
 
-def activations(shape: Shape, seq: int, batch: int, *, checkpointing: bool, lora_dropout: bool) -> float:
+def activations(shape: Shape, seq: int, batch: int, *, checkpointing: bool, lora_dropout: bool, logits: str = "full") -> float:
     """Bytes of activations kept for the backward pass, logits included."""
     h, kv = shape.hidden, shape.kv_dim
     i_active = shape.intermediate * ((shape.active_experts or 1) if shape.experts else 1) + shape.shared_intermediate
     per_token_layer = 2 * (5 * h + 2 * kv + 4 * i_active)
+    per_token_linear = 2 * (3 * h + 2 * shape.linear_qkv + 2 * shape.linear_v + 4 * i_active)
     if lora_dropout:  # one dropped-out copy of each adapted layer's input: q, k, v, o, gate, up (h) and down (i)
         per_token_layer += 2 * (6 * h + i_active)
+        per_token_linear += 2 * (6 * h + i_active)
     tokens = seq * batch
+    n_lin = shape.linear_attention_layers
     if checkpointing:
-        kept = shape.layers * 2 * h * tokens + per_token_layer * tokens
+        kept = shape.layers * 2 * h * tokens + max(per_token_layer, per_token_linear if n_lin else 0) * tokens
     else:
-        kept = shape.layers * per_token_layer * tokens
-    logits = tokens * shape.vocab * 8
-    return float(kept + logits)
+        kept = ((shape.layers - n_lin) * per_token_layer + n_lin * per_token_linear) * tokens
+    logit_tokens = min(tokens, CE_CHUNK) if logits == "chunked" else tokens
+    return float(kept + logit_tokens * shape.vocab * 8)
+
+
+@dataclass
+class Built:
+    """What the model built from its config on the meta device says: adapter, totals, targets."""
+
+    trainable: int
+    total: int
+    quantizable: int  # linear weights (and fused expert weights) that NF4 stores in 4 bits
+    targets: Any
+
+
+def adapter_count(cfg: dict[str, Any], *, rank: int, targets: str | list[str], experts: bool, dropout: float) -> Built | None:
+    """The LoRA parameters PEFT attaches to the targets resolved on the model built on the meta device.
+
+    Raises WorkbenchError for a target that matches nothing; None when the config cannot be built
+    here (an architecture this transformers lacks): the caller falls back on the formula.
+    """
+    memo = json.dumps([cfg, rank, targets, experts, dropout], sort_keys=True, default=str)
+    if memo not in _BUILT:
+        _BUILT[memo] = _build_and_count(cfg, rank=rank, targets=targets, experts=experts, dropout=dropout)
+    return _BUILT[memo]
+
+
+_BUILT: dict[str, Built | None] = {}  # a model's count does not change within a process
+
+
+def _build_and_count(cfg: dict[str, Any], *, rank: int, targets: str | list[str], experts: bool, dropout: float) -> Built | None:
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return None
+    from workbench.recipe import LoraConfig
+    from workbench.train import lora
+
+    body = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    try:
+        config = transformers.AutoConfig.for_model(body.pop("model_type"), **body)
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(config)
+    except Exception:  # unknown or incomplete config: the formula applies
+        return None
+    total = sum(p.numel() for p in model.parameters())
+    out_emb = model.get_output_embeddings()
+    quantizable = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not out_emb)
+    quantizable += sum(p.numel() for n, p in model.named_parameters() if p.ndim == 3 and lora._in_experts(n + ".x"))
+    t = lora.resolve(model, targets, experts=experts, probe=False)
+    lc = LoraConfig(r=rank, alpha=rank, dropout=dropout, target_modules=targets, experts=experts)
+    if not t.parameters:  # linear layers only: r * (in + out) each, what PEFT creates (importing and attaching it is slow)
+        return Built(sum(rank * (m.in_features + m.out_features) for m in map(model.get_submodule, t.chosen)), total, quantizable, t)
+    from peft import get_peft_model
+
+    cfg_peft = lora.peft_config(lc, t)  # drops router parameters PEFT cannot adapt with dropout, as training does
+    if not t.parameters:
+        return Built(sum(rank * (m.in_features + m.out_features) for m in map(model.get_submodule, t.chosen)), total, quantizable, t)
+    peft_model = get_peft_model(model, cfg_peft)
+    return Built(sum(p.numel() for p in peft_model.parameters() if p.requires_grad), total, quantizable, t)
 
 
 def estimate(
@@ -196,8 +283,17 @@ def estimate(
     optimizer: str = "adamw",
     double_quant: bool = True,
     lora_dropout: bool = True,
+    targets: str | list[str] = "all-linear",
+    experts: bool = False,
+    logits: str = "full",
+    build: bool = True,
 ) -> Plan:
-    """Memory estimate, with and without gradient checkpointing, for each method (GB)."""
+    """Memory estimate, with and without gradient checkpointing, for each method (GB).
+
+    ``targets``/``experts``: the LoRA targets as a recipe names them, resolved on the model built
+    from the config on the meta device (``build=False``: by formula, every projection).
+    ``logits``: ``full`` (PEFT + TRL) or ``chunked`` (Unsloth's fused cross-entropy).
+    """
     if seq <= 0 or batch <= 0 or rank <= 0:
         raise WorkbenchError("--seq, --batch and --rank must be positive")
     bad = [m for m in methods if m not in METHODS]
@@ -205,23 +301,68 @@ def estimate(
         raise WorkbenchError(f"unknown method {bad[0]!r}", "one of full, lora, qlora")
     if optimizer not in ("adamw", "adamw_8bit"):
         raise WorkbenchError(f"unknown optimizer {optimizer!r}", "adamw or adamw_8bit")
-    shape = shape_of(read_config(config))
+    if logits not in ("full", "chunked"):
+        raise WorkbenchError(f"unknown logits mode {logits!r}", "full (PEFT + TRL) or chunked (Unsloth's fused cross-entropy)")
+    cfg = read_config(config)
+    shape = shape_of(cfg)
     counts = shape.counts()
     opt_bytes = 8 if optimizer == "adamw" else 2
-    lora_n = shape.lora_params(rank)
+    built = adapter_count(cfg, rank=rank, targets=targets, experts=experts, dropout=0.05 if lora_dropout else 0.0) if build and cfg.get("model_type") else None
+    notes: list[str] = []
+    if built is not None:
+        lora_n, total, quantizable = built.trainable, built.total, built.quantizable
+        notes.append(f"adapter: {lora_n:,} parameters at r={rank} on {_targets_text(targets)} as resolved on the model built from "
+                     f"config.json (meta device, no weights): {built.targets.per_kind()}")  # fmt: skip
+        notes += [n.removeprefix("warning: ") for n in built.targets.notes]
+    else:
+        lora_n, total = shape.lora_params(rank, experts=experts), counts["total"]
+        quantizable = counts["linear"]
+        notes.append(f"adapter: by formula, every attention and MLP projection at r={rank}"
+                     + (" (routed experts excluded)" if shape.experts and not experts else "") + "; the config could not be built here")  # fmt: skip
+    if shape.linear_attention_layers:
+        notes.append(f"hybrid: {shape.linear_attention_layers} of {shape.layers} layers are linear attention, sized by their projection widths")
+    logit_gb = seq * batch * shape.vocab * 8 / GB
+    if logits == "full":
+        notes.append(f"logits: full, {seq * batch:,} tokens x {shape.vocab:,} vocab x 8 bytes = {logit_gb:.1f} GB (PEFT + TRL); "
+                     f"Unsloth's chunked cross-entropy holds {CE_CHUNK:,} tokens' worth ({min(seq * batch, CE_CHUNK) * shape.vocab * 8 / GB:.1f} GB)")  # fmt: skip
+    else:
+        notes.append(f"logits: chunked (Unsloth's fused cross-entropy), {CE_CHUNK:,} tokens at a time; PEFT + TRL hold all {seq * batch:,}: {logit_gb:.1f} GB")
+    notes.append(f"optimizer: {optimizer} ({opt_bytes} bytes per trained parameter); QLoRA: NF4{' with double quantisation' if double_quant else ''} "
+                 "for linear weights, 16-bit embeddings, lm_head and norms; 1 GB CUDA context and allocator slack")  # fmt: skip
     quant_const = (1 / 64 + 4 / (64 * 256)) if double_quant else 4 / 64
-    plan = Plan(model=shape.name, params=counts["total"], seq=seq, batch=batch, rank=rank, optimizer=optimizer)
+    plan = Plan(model=shape.name, params=total, seq=seq, batch=batch, rank=rank, optimizer=optimizer, logits=logits,
+                targets=_targets_text(targets), kind=built.targets.kind if built else ("moe" if shape.experts else "dense"),
+                by_kind=built.targets.by_kind if built else {}, assumptions=notes)  # fmt: skip
     for method in methods:
         for ckpt in (True, False):
             if method == "full":
-                weights = 2.0 * counts["total"]
-                adapter, grads, opt, trained = 0.0, 2.0 * counts["total"], opt_bytes * counts["total"], counts["total"]
+                weights = 2.0 * total
+                adapter, grads, opt, trained = 0.0, 2.0 * total, float(opt_bytes * total), total
             else:
                 if method == "lora":
-                    weights = 2.0 * counts["total"]
+                    weights = 2.0 * total
                 else:
-                    weights = (0.5 + quant_const) * counts["linear"] + 2.0 * (counts["embeddings"] + counts["norms"])
+                    weights = (0.5 + quant_const) * quantizable + 2.0 * (total - quantizable)
                 adapter, grads, opt, trained = 4.0 * lora_n, 4.0 * lora_n, float(opt_bytes * lora_n), lora_n
-            acts = activations(shape, seq, batch, checkpointing=ckpt, lora_dropout=lora_dropout and method != "full")
+            acts = activations(shape, seq, batch, checkpointing=ckpt, lora_dropout=lora_dropout and method != "full", logits=logits)
             plan.rows.append(Row(method, ckpt, weights / GB, adapter / GB, grads / GB, opt / GB, acts / GB, OVERHEAD / GB, trained))
     return plan
+
+
+def _targets_text(targets: str | list[str]) -> str:
+    return targets if isinstance(targets, str) else ", ".join(targets)
+
+
+def for_recipe(recipe: Any, config: str | Path | dict[str, Any] | None = None, *, backend: str | None = None) -> Plan:
+    """The estimate for what a recipe will run: its targets, rank, dropout, sequence length, batch,
+    optimiser and quantisation; chunked logits when it trains with Unsloth (``backend``: unsloth or peft;
+    default: unsloth when the recipe allows it, as on a CUDA machine with the gpu extra)."""
+    t, lc = recipe.train, recipe.lora
+    src = config if config is not None else recipe.model.name
+    backend = backend or ("peft" if t.backend == "peft" else "unsloth")
+    method = "qlora" if recipe.quant.load_in_4bit else "lora"
+    return estimate(
+        src, seq=recipe.model.max_length, batch=t.per_device_batch_size, rank=lc.r, methods=(method,),
+        optimizer="adamw" if t.optimizer == "adamw_torch" else "adamw_8bit", double_quant=recipe.quant.double_quant,
+        lora_dropout=lc.dropout > 0, targets=lc.target_modules, experts=lc.experts, logits="chunked" if backend == "unsloth" else "full",
+    )  # fmt: skip

@@ -274,12 +274,15 @@ def build_model(
     seed: int = 0,
     generation_eos: list[int] | None = None,
 ) -> Any:
-    """A randomly initialised Llama- or Qwen2-shaped causal LM sized to ``tokenizer``'s vocabulary."""
+    """A randomly initialised causal LM sized to ``tokenizer``'s vocabulary: Llama- or Qwen2-shaped, or hybrid
+    like Qwen3.5 (``qwen3_5``: Gated DeltaNet linear attention, full attention every 4th and last layer),
+    or a Mamba-2 SSM (``mamba2``)."""
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, Qwen2Config
+    import transformers as T
+    from transformers import AutoModelForCausalLM, GenerationConfig
 
-    if arch not in ("llama", "qwen2"):
-        raise WorkbenchError(f"arch must be 'llama' or 'qwen2', not {arch!r}")
+    if arch not in ARCHS:
+        raise WorkbenchError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
     vocab = -(-len(tokenizer) // 64) * 64  # rounded up, as real checkpoints pad the embedding
     common: dict[str, Any] = {
         "vocab_size": vocab,
@@ -294,7 +297,17 @@ def build_model(
         "pad_token_id": tokenizer.pad_token_id,
         "tie_word_embeddings": True,
     }
-    config = LlamaConfig(**common) if arch == "llama" else Qwen2Config(**common)
+    if arch == "qwen3_5":
+        d = hidden // heads
+        kinds = ["full_attention" if (i + 1) % 4 == 0 or i == layers - 1 else "linear_attention" for i in range(layers)]
+        config = T.Qwen3_5TextConfig(**common, head_dim=d, linear_key_head_dim=d, linear_value_head_dim=d,
+                                     linear_num_key_heads=kv_heads, linear_num_value_heads=heads, layer_types=kinds)  # fmt: skip
+    elif arch == "mamba2":
+        ssm = {k: common[k] for k in ("vocab_size", "hidden_size", "num_hidden_layers", "bos_token_id", "eos_token_id", "pad_token_id")}
+        config = T.Mamba2Config(**ssm, state_size=16, expand=2, head_dim=16, num_heads=2 * hidden // 16, n_groups=1, chunk_size=64,
+                                tie_word_embeddings=True)  # fmt: skip
+    else:
+        config = (T.LlamaConfig if arch == "llama" else T.Qwen2Config)(**common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     eos_ids = generation_eos if generation_eos is not None else [tokenizer.eos_token_id]
@@ -320,6 +333,7 @@ _TOKENIZER_OPTS = {
     "system_position",
     "add_bos",
 }
+ARCHS = ("llama", "qwen2", "qwen3_5", "mamba2")
 _MODEL_OPTS = {"arch", "hidden", "layers", "heads", "kv_heads", "intermediate", "max_positions", "seed"}
 
 

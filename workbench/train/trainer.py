@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.records import Conversation
 from workbench.recipe import ModelConfig, Recipe
+from workbench.train.backend import Platform, detect, unsloth_peft_kwargs
 from workbench.train.data import Prepared, as_dataset, end_of_turn_id, prepare
 from workbench.train.log import ProgressFn, TrainEvent
 
 __all__ = ["Platform", "Prepared", "TrainResult", "detect", "load_model", "prepare", "train"]
+Resume = bool | Literal["fresh", "auto", "required"]
 
 
 @dataclass
@@ -65,96 +67,6 @@ def model_path(spec: ModelConfig, *, on_progress: Callable[[dict[str, Any]], Non
     return str(p.resolve()) if p.exists() else spec.name
 
 
-# --- platform and backend ---------------------------------------------------------------------
-
-
-@dataclass
-class Platform:
-    """What this machine can do, and what the run will therefore use."""
-
-    cuda: bool
-    backend: str  # unsloth | peft
-    precision: str  # bf16 | fp16 | fp32
-    quantize: bool
-    gradient_checkpointing: bool
-    optimizer: str
-    threads: int | None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def dtype(self) -> Any:
-        import torch
-
-        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.precision]
-
-
-def detect(recipe: Recipe) -> Platform:
-    """Choose backend, precision, quantisation and optimiser for this machine; say why when falling back."""
-    import torch
-
-    t, q = recipe.train, recipe.quant
-    cuda = torch.cuda.is_available()
-    notes: list[str] = []
-    backend = "peft"
-    if t.backend in ("auto", "unsloth") and cuda:
-        if _unsloth_available():
-            backend = "unsloth"
-        elif t.backend == "unsloth":
-            raise WorkbenchError("train.backend=unsloth but unsloth cannot be imported", 'pip install -e ".[gpu]", or set train.backend=auto')
-        else:
-            notes.append("unsloth is not installed: training with PEFT + TRL")
-    elif t.backend == "unsloth":
-        raise WorkbenchError("train.backend=unsloth needs a CUDA GPU", "set train.backend=auto to use PEFT + TRL here")
-    bf16_ok = cuda and torch.cuda.is_bf16_supported()
-    precision = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}.get(t.precision) or ("bf16" if bf16_ok else "fp16" if cuda else "fp32")
-    quantize = q.load_in_4bit
-    if quantize and backend == "peft" and not _bnb_4bit_available(cuda):
-        quantize = False
-        notes.append(f"4-bit NF4 (bitsandbytes) is not available on this platform: training {precision} LoRA instead of QLoRA")
-    optimizer = t.optimizer
-    if optimizer == "paged_adamw_8bit" and not cuda:
-        optimizer = "adamw_8bit"
-        notes.append("paged optimisers need CUDA: using adamw_8bit")
-    if optimizer == "adamw_8bit" and not _bnb_available():
-        optimizer = "adamw_torch"
-        notes.append("bitsandbytes is not installed: using adamw_torch instead of adamw_8bit")
-    gc = t.gradient_checkpointing if t.gradient_checkpointing is not None else cuda
-    threads = t.threads if t.threads is not None else (None if cuda else 1)
-    return Platform(cuda, backend, precision, quantize, gc, optimizer, threads, notes)
-
-
-def _unsloth_available() -> bool:
-    """Import unsloth (it patches transformers and TRL, so only ever in the training process, with CUDA)."""
-    try:
-        import unsloth  # noqa: F401
-    except (ImportError, NotImplementedError, RuntimeError):
-        return False
-    return True
-
-
-def _bnb_available() -> bool:
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception:  # bitsandbytes raises assorted errors on unsupported platforms
-        return False
-    return True
-
-
-def _bnb_4bit_available(cuda: bool) -> bool:
-    """Can bitsandbytes quantise to NF4 here? (CUDA, and CPU with bitsandbytes >= 0.45's CPU backend.)"""
-    if not _bnb_available():
-        return False
-    try:
-        import torch
-        from bitsandbytes.functional import dequantize_4bit, quantize_4bit
-
-        w = torch.randn(64, 64, device="cuda" if cuda else "cpu")
-        q, state = quantize_4bit(w, quant_type="nf4", compress_statistics=True)
-        return bool(dequantize_4bit(q, state).shape == w.shape)
-    except Exception:
-        return False
-
-
 def load_model(recipe: Recipe, path: str, plat: Platform) -> tuple[Any, Any]:
     """The base model with LoRA attached (PEFT or Unsloth) and the resolved targets."""
     import torch
@@ -170,10 +82,11 @@ def load_model(recipe: Recipe, path: str, plat: Platform) -> tuple[Any, Any]:
             model_name=path, max_seq_length=recipe.model.max_length, dtype=None, load_in_4bit=plat.quantize
         )
         targets = lora.resolve(model, lc.target_modules, experts=lc.experts)
+        # every LoRA option goes through the same PEFT config (and its checks) as on the PEFT path
+        kwargs, notes = unsloth_peft_kwargs(lc, lora.peft_config(lc, targets, quantized=plat.quantize))
+        targets.notes.extend(notes)
         model = FastLanguageModel.get_peft_model(
-            model, r=lc.r, target_modules=targets.modules, lora_alpha=lc.alpha, lora_dropout=lc.dropout, bias="none",
-            use_gradient_checkpointing="unsloth" if plat.gradient_checkpointing else False,
-            random_state=recipe.train.seed, use_rslora=lc.use_rslora,
+            model, **kwargs, use_gradient_checkpointing="unsloth" if plat.gradient_checkpointing else False, random_state=recipe.train.seed
         )
         return model, targets
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -207,7 +120,7 @@ def load_model(recipe: Recipe, path: str, plat: Platform) -> tuple[Any, Any]:
     return get_peft_model(model, lora.peft_config(lc, targets, quantized=plat.quantize)), targets
 
 
-def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool) -> Any:
+def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool, packing: bool | None = None) -> Any:
     """TRL's SFTConfig from the recipe and the platform (CPU: no bf16, no checkpointing, use_cpu)."""
     from trl import SFTConfig
 
@@ -231,10 +144,10 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool) -> 
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         max_length=recipe.model.max_length,
-        packing=t.packing,
+        packing=t.packing if packing is None else packing,
         packing_strategy="bfd",  # padding-free: position ids restart per example, so examples never attend to each other
-        activation_checkpointing=plat.gradient_checkpointing and plat.backend != "unsloth",
-        activation_checkpointing_kwargs={"use_reentrant": False} if plat.gradient_checkpointing else None,
+        **_checkpointing_args(SFTConfig, plat.gradient_checkpointing and plat.backend != "unsloth",
+                              {"use_reentrant": False} if plat.gradient_checkpointing else None),
         bf16=plat.precision == "bf16",
         fp16=plat.precision == "fp16",
         use_cpu=not plat.cuda,
@@ -255,13 +168,46 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool) -> 
     )
 
 
-def build_trainer(recipe: Recipe, model: Any, tokenizer: Any, data: Prepared, plat: Platform, out: Path, callbacks: list[Any]) -> Any:
-    """An SFTTrainer over the pre-tokenised rows (TRL keeps their labels as they are)."""
+def _trainer_class(sft_trainer: Any) -> Any:
+    """TRL's SFTTrainer. TRL <= 1.15 (the versions Unsloth admits) computes every loss with a Triton kernel and
+    has none without Triton (a CPU machine): there the loss is the model's own cross-entropy over the same
+    labels, with the token count TRL would log."""
+    from trl.trainer import utils as trl_utils
+
+    if getattr(trl_utils, "_ChunkedLogProbFunction", True) is not None:
+        return sft_trainer
+    import torch
+    from transformers import Trainer
+
+    class PlainLossSFTTrainer(sft_trainer):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            mode = "train" if model.training else "eval"
+            if mode == "train":
+                n = inputs["attention_mask"].sum() if "attention_mask" in inputs else torch.tensor(inputs["position_ids"].size(1))
+                self._total_train_tokens += int(self.accelerator.gather_for_metrics(n.reshape(1).to(model.device)).sum().item())
+                self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    return PlainLossSFTTrainer
+
+
+def _checkpointing_args(config_cls: Any, on: bool, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """TRL 1.16 calls it activation_checkpointing; TRL <= 1.15 (the version Unsloth admits) gradient_checkpointing."""
+    import dataclasses
+
+    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in dataclasses.fields(config_cls)} else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": kwargs}
+
+
+def build_trainer(
+    recipe: Recipe, model: Any, tokenizer: Any, data: Prepared, plat: Platform, out: Path, callbacks: list[Any], *, packing: bool | None = None
+) -> Any:
+    """An SFTTrainer over the pre-tokenised rows (TRL keeps their labels as they are); ``packing`` overrides the recipe's."""
     import datasets
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
-    args = sft_config(recipe, plat, out, has_eval=bool(data.eval))
+    args = sft_config(recipe, plat, out, has_eval=bool(data.eval), packing=packing)
     if args.load_best_model_at_end:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=recipe.train.early_stopping_patience)]
     optimizers: tuple[Any, Any] = (None, None)
@@ -273,7 +219,7 @@ def build_trainer(recipe: Recipe, model: Any, tokenizer: Any, data: Prepared, pl
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # TRL's dataset passes are instant here; their bars would be noise
     try:
-        trainer = SFTTrainer(
+        trainer = _trainer_class(SFTTrainer)(
             model=model,
             args=args,
             train_dataset=as_dataset(data.train),
@@ -299,37 +245,57 @@ def train(
     recipe: Recipe,
     *,
     run_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
+    resume: Resume = False,
     on_progress: ProgressFn | None = None,
     prepared: Prepared | Sequence[Conversation] | None = None,
+    data_stages: bool | None = None,
+    stage_key: str | None = None,
 ) -> TrainResult:
     """Train a LoRA/QLoRA adapter as the recipe says; write the run directory; return what happened.
 
     ``prepared``: rendered-and-masked data (a ``Prepared``), or conversations to render and mask
     (e.g. the output of dedup); without it the recipe's data is ingested and masked here.
-    ``resume``: continue from the last checkpoint in ``<run_dir>/checkpoints``.
+    ``resume``: False or "fresh" starts over (earlier checkpoints are set aside); True or "required"
+    continues from the newest complete checkpoint written with the same settings and data, and is
+    an error naming what changed otherwise; "auto" does so when there is one, else starts over.
+    ``data_stages``: whether dedup, decontamination and checks ran first (recorded in run.json).
+    The run directory is locked for the duration: a second process gets a clean error.
     """
-    import torch
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from workbench.train import lora
-
-    from workbench.train import log as trainlog
-    from workbench.template.tokenizer import load_tokenizer
+    from workbench.train.lock import run_lock
 
     emit = on_progress or (lambda e: None)
     out = Path(run_dir) if run_dir is not None else recipe.resolved_run_dir()
+    mode = "required" if resume is True else "fresh" if resume is False else resume
+    with run_lock(out, command="workbench train", on_message=lambda m: emit(TrainEvent("message", message=m))):
+        return _train(recipe, out, mode, emit, prepared, data_stages, stage_key)
+
+
+def _train(
+    recipe: Recipe, out: Path, mode: Any, emit: ProgressFn, prepared: Prepared | Sequence[Conversation] | None,
+    data_stages: bool | None, stage_key: str | None,
+) -> TrainResult:
+    import torch
+
+    from workbench.template.tokenizer import load_tokenizer
+    from workbench.train import checkpoints, lora, merging
+    from workbench.train import log as trainlog
+    from workbench.train.backend import check_quantization
+    from workbench.train.packing import packing_refusal
+
+    def say(message: str) -> None:
+        emit(TrainEvent("message", message=message))
+
+    check_quantization(recipe)
     ckpt_dir = out / "checkpoints"
-    last_ckpt = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if resume and last_ckpt is None:
-        raise WorkbenchError(f"no checkpoint to resume in {ckpt_dir}", "train.save_every=N writes checkpoints every N steps")
     plat = detect(recipe)
     prev_threads = torch.get_num_threads()
     if plat.threads:
         torch.set_num_threads(plat.threads)
     try:
         for note in plat.notes:
-            emit(TrainEvent("message", message=note))
+            say(note)
+        if data_stages is False:
+            say("training on the recipe's sources as they are: no dedup, decontamination or check ran (--no-data-stages)")
         path = model_path(recipe.model)
         tokenizer = load_tokenizer(path, template=recipe.model.template, template_kwargs=recipe.model.template_kwargs)
         if isinstance(prepared, Prepared):
@@ -337,24 +303,34 @@ def train(
         else:
             data = prepare(recipe, tokenizer, list(prepared) if prepared is not None else None)
         if data.dropped:
-            emit(TrainEvent("message", message="dropped before training: " + ", ".join(f"{k} {v}" for k, v in data.dropped.items())))
+            say("dropped before training: " + ", ".join(f"{k} {v}" for k, v in data.dropped.items()))
         out.mkdir(parents=True, exist_ok=True)
         digest = trainlog.data_hash(data.train)
-        run_info_path = out / "run.json"
-        if resume and run_info_path.is_file():
-            before = json.loads(run_info_path.read_text()).get("data_hash")
-            if before and before != digest:
-                emit(TrainEvent("message", message="the training data changed since the checkpoint was written"))
+        settings = checkpoints.settings_of(recipe, plat, data)
+        key = checkpoints.key_of(settings)
+        start = checkpoints.select(ckpt_dir, out, key=key, settings=settings, mode=mode, say=say)
+        if start is not None:
+            say(f"resuming from {start.name} (complete, written with these settings and data)")
         model, targets = load_model(recipe, path, plat)
         for note in targets.notes:
-            emit(TrainEvent("message", message=note))
+            say(note)
+        refusal = packing_refusal(model) if recipe.train.packing else None
+        if refusal:
+            say(refusal)
+            targets.notes.append(refusal)
         n_train, n_total = lora.trainable(model)
-        emit(TrainEvent("message", message=f"{plat.backend} backend, {plat.precision}{', 4-bit NF4 base' if plat.quantize else ''}; "
-                        f"LoRA on {targets.describe()}; trainable parameters {n_train:,} of {n_total:,} ({100 * n_train / max(n_total, 1):.2f}%)"))
+        say(f"{plat.backend} backend, {plat.precision}{', 4-bit NF4 base' if plat.quantize else ''}; LoRA on {targets.describe()} "
+            f"[{targets.per_kind()}]; trainable parameters {n_train:,} of {n_total:,} ({100 * n_train / max(n_total, 1):.2f}%)")
         (out / "recipe.yaml").write_text(f"# workbench train {out / 'recipe.yaml'}\n" + recipe.to_yaml(), encoding="utf-8")
-        progress_cb = trainlog.make_callback(on_progress)
-        trainer = build_trainer(recipe, model, tokenizer, data, plat, ckpt_dir, [progress_cb])
-        run_metrics = trainer.train(resume_from_checkpoint=last_ckpt if resume else None).metrics
+        callbacks = [trainlog.make_callback(emit), checkpoints.marker_callback(key, settings, stage_key)]
+        trainer = build_trainer(recipe, model, tokenizer, data, plat, ckpt_dir, callbacks, packing=False if refusal else None)
+        try:
+            run_metrics = trainer.train(resume_from_checkpoint=str(start) if start else None).metrics
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise WorkbenchError(f"the disk is full: training stopped at step {trainer.state.global_step} ({e.filename or out})",
+                                 "free some space; then `workbench train --resume` continues from the newest complete checkpoint") from None  # fmt: skip
         if data.eval and recipe.train.eval_every is None:
             trainer.evaluate()
         stopped = any(getattr(cb, "early_stopping_patience_counter", 0) >= (recipe.train.early_stopping_patience or 10**9) for cb in trainer.callback_handler.callbacks)
@@ -380,19 +356,23 @@ def train(
         )
         if recipe.merge.enabled:
             m = recipe.merge
-            result.merged_dir = lora.merge([adapter_dir, *m.adapters], out / "merged", base=path, weights=m.weights or None,
-                                           combination=m.combination, density=m.density, dtype=m.dtype)
-        trainlog.write_json(run_info_path, {
+            result.merged_dir = merging.merge([adapter_dir, *m.adapters], out / "merged", base=path, weights=m.weights or None,
+                                              combination=m.combination, density=m.density, dtype=m.dtype)  # fmt: skip
+        trainlog.write_json(out / "run.json", {
             "recipe": recipe.name, "model": recipe.model.name, "model_path": path, "backend": plat.backend,
+            "base_loaded": getattr(getattr(trainer.model, "config", None), "_name_or_path", None),
             "precision": plat.precision, "quantized": plat.quantize, "optimizer": plat.optimizer, "threads": plat.threads,
             "data_hash": digest, "template_hash": trainlog.text_hash(tokenizer.chat_template),
+            "data_stages": data_stages,
             "examples": {"train": len(data.train), "eval": len(data.eval), "rows_in": data.rows_in, "dropped": data.dropped},
-            "targets": {"modules": targets.modules, "parameters": targets.parameters, "kind": targets.kind},
+            "targets": {"modules": targets.modules, "parameters": targets.parameters, "kind": targets.kind, "by_kind": targets.by_kind},
+            "packing": {"requested": recipe.train.packing, "used": recipe.train.packing and not refusal, "refused": refusal},
+            "checkpoint": {"key": key, "stage_key": stage_key, "resumed_from": start.name if start else None},
             "versions": trainlog.versions(),
             "duration_s": round(result.train_seconds, 1),
             "hardware": _hardware(plat),
             "result": {k: v for k, v in result.__dict__.items() if k not in ("log",)},
-        })
+        })  # fmt: skip
         emit(TrainEvent("end", step=result.steps, max_steps=trainer.state.max_steps, loss=result.last_loss, eval_loss=result.eval_loss))
         return result
     finally:
