@@ -186,6 +186,7 @@ def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides with dotted keys, values parsed as YAML: lora.r=16 train.learning_rate=1e-4.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in <run_dir>/checkpoints.")] = False,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of the recipe's run_dir.")] = None,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes through accelerate launch (DDP: one per GPU, or CPU processes over gloo); with train.distributed, overrides its num_processes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter as a recipe says: Unsloth on CUDA, PEFT + TRL (+ bitsandbytes 4-bit) elsewhere.
@@ -198,6 +199,7 @@ def train(
 
     from workbench import recipe as rc
     from workbench.console.train import render_result, train_progress
+    from workbench.train import current_world, launch_train, should_launch
     from workbench.train import train as run_training
 
     r = rc.load(recipe, overrides or [])
@@ -207,8 +209,15 @@ def train(
 
     quiet_libraries()
     hf_logging.disable_progress_bar()  # our own bar reports progress
-    with train_progress(r.name or "training") as on_progress:
-        result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
+    if should_launch(r, nproc):
+        with train_progress(r.name or "training") as on_progress:
+            result = launch_train(r, run_dir=run_dir, resume=resume, nproc=nproc, on_progress=on_progress)
+    elif not current_world().main:  # a rank > 0 under accelerate launch / torchrun: train, say nothing
+        run_training(r, run_dir=run_dir, resume=resume)
+        return
+    else:
+        with train_progress(r.name or "training") as on_progress:
+            result = run_training(r, run_dir=run_dir, resume=resume, on_progress=on_progress)
     if as_json:
         print(json.dumps({k: v for k, v in result.__dict__.items() if k != "log"}, indent=2, default=str))
         return
@@ -494,6 +503,7 @@ def run(
     until: Annotated[Optional[str], typer.Option("--until", help="Stop after this stage: ingest, dedup, check, train, eval, report.")] = None,
     start_from: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on, even when unchanged.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes through accelerate launch (the other stages run once); with train.distributed, overrides its num_processes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stage records as JSON on stdout.")] = False,
 ) -> None:
     """Run a recipe end to end: ingest, dedup/decontaminate, check, train, eval, report.
@@ -522,7 +532,7 @@ def run(
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would flood a log file
     with run_display() as hooks:
-        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks)
+        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks, nproc=nproc)
     if as_json:
         print(json.dumps(pipeline.as_dict(result), indent=2, default=str))
         return

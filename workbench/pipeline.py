@@ -116,10 +116,11 @@ def tokenizer_key(tokenizer: Any) -> str:
 
 
 class _Run:
-    def __init__(self, recipe: Recipe, run_dir: Path, hooks: Hooks) -> None:
+    def __init__(self, recipe: Recipe, run_dir: Path, hooks: Hooks, nproc: int | None = None) -> None:
         self.recipe = recipe
         self.dir = run_dir
         self.hooks = hooks
+        self.nproc = nproc  # training processes asked for on the command line (--nproc)
         self.state: dict[str, Any] = _read_json(run_dir / STATE) or {}
         self._tokenizer: Any = None
         self._model_path: str | None = None
@@ -181,6 +182,10 @@ class _Run:
                        r.model.max_length, r.check.model_dump(), r.mask.model_dump())  # fmt: skip
         k_train = _key("train", k_check, r.model.model_dump(), r.lora.model_dump(), r.quant.model_dump(),
                        r.train.model_dump(), d.limit, d.seed)  # fmt: skip
+        if self.nproc and self.nproc > 1 or r.train.distributed:
+            # more processes is a bigger effective batch, and the accelerate config says how they train
+            dist = digest_path(r.train.distributed) if r.train.distributed else None
+            k_train = _key("train", k_train, self.nproc, dist)
         tasks_dir = Path("recipes/tasks")
         k_eval = _key("eval", k_train, r.eval.model_dump(), digest_path(tasks_dir) if tasks_dir.is_dir() else None)
         k_report = _key("report", k_eval, r.report.model_dump())
@@ -194,8 +199,12 @@ def run(
     start_from: str | None = None,
     force: bool = False,
     hooks: Hooks | None = None,
+    nproc: int | None = None,
 ) -> RunResult:
     """Run the recipe's stages in order; skip those whose key and outputs are already in the run dir.
+
+    ``nproc`` (or ``train.distributed`` in the recipe): the train stage runs under ``accelerate launch`` on
+    that many processes; every other stage runs once, here.
 
     ``until``: stop after this stage. ``start_from``: rerun this stage and every later one even
     when cached. ``force``: rerun everything. An interrupted run resumes: finished stages are
@@ -208,9 +217,14 @@ def run(
     first_forced = 0 if force else (STAGES.index(start_from) if start_from else len(STAGES))
     if start_from and STAGES.index(start_from) > last:
         raise UsageError(f"--from {start_from} comes after --until {until}")
+    from workbench.train import current_world
+
+    if current_world().size > 1:
+        raise UsageError("workbench run was started on several processes (accelerate launch / torchrun)",
+                         "run `workbench run RECIPE --nproc N`: the data stages, eval and report run once and only training is launched")  # fmt: skip
     hooks = hooks or Hooks()
     run_dir = recipe.resolved_run_dir()
-    r = _Run(recipe, run_dir, hooks)
+    r = _Run(recipe, run_dir, hooks, nproc)
     keys = r.keys()
     records = [StageRecord(name) for name in STAGES]
     report: Path | None = None
@@ -405,14 +419,17 @@ def stage_check(r: _Run, **_: Any) -> dict[str, Any]:
 
 
 def stage_train(r: _Run, *, resume: bool = False) -> dict[str, Any]:
-    from workbench.train import train
+    from workbench.train import launch_train, should_launch, train
 
     rec = r.recipe
     data = rec.data.model_copy(update={"heldout": str(r.p("heldout.jsonl")) if r.p("heldout.jsonl").is_file() else None})
     recipe = rec.model_copy(update={"data": data})
-    convs = _load(r.p("data", "checked.jsonl"))
     resume = resume and any(r.p("checkpoints").glob("checkpoint-*")) if r.p("checkpoints").is_dir() else False
-    res = train(recipe, run_dir=r.dir, resume=resume, on_progress=r.hooks.train, prepared=convs)
+    if should_launch(recipe, r.nproc):  # the workers train on the checked rows; nothing above runs twice
+        res = launch_train(recipe, run_dir=r.dir, resume=resume, nproc=r.nproc, prepared=r.p("data", "checked.jsonl"),
+                           on_progress=r.hooks.train)  # fmt: skip
+    else:
+        res = train(recipe, run_dir=r.dir, resume=resume, on_progress=r.hooks.train, prepared=_load(r.p("data", "checked.jsonl")))
     return {"steps": res.steps, "first_loss": res.first_loss, "last_loss": res.last_loss, "eval_loss": res.eval_loss,
             "examples": res.examples, "tokens_per_s": res.tokens_per_s, "backend": res.backend}  # fmt: skip
 

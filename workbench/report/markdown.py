@@ -305,7 +305,9 @@ def _training(run: Path, info: dict[str, Any], recipe: dict[str, Any], where: Pa
         ["targets", ", ".join(targets) if isinstance(targets, list) else targets],
         ["trainable parameters", params],
         ["schedule", f"{str(train.get('max_steps')) + ' steps' if train.get('max_steps') else str(train.get('epochs')) + ' epochs'}; lr {train.get('learning_rate')} {train.get('lr_scheduler')}, warmup {train.get('warmup_ratio')}"],
-        ["batch", f"{train.get('per_device_batch_size')} × {train.get('gradient_accumulation')} accumulation"],
+        ["batch", f"{train.get('per_device_batch_size')} × {train.get('gradient_accumulation')} accumulation"
+                  + (f" × {info['processes']} processes" if (info.get("processes") or 1) > 1 else "")],
+        ["processes", info.get("distributed") or "not recorded"],
         ["loss on", (recipe.get("mask") or {}).get("strategy")],
         ["backend", ", ".join(str(x) for x in (info.get("backend"), info.get("precision"), info.get("optimizer")) if x)],
         ["steps", r.get("steps")],

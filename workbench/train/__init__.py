@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = exports(
         "plan": ["METHODS", "Plan", "estimate"],
         "data": ["Prepared", "prepare"],
         "log": ["TrainEvent"],
+        "launch": ["LaunchConfig", "World", "current_world", "launch_train", "read_config", "should_launch"],
         "tiny": ["FAMILIES", "build", "build_model", "build_tokenizer"],
         "pretrain": ["cached", "default_dir", "pretrain_base"],
     },
