@@ -284,9 +284,9 @@ def merge(
 
 @app.command()
 def dedup(
-    inputs: Annotated[list[Path], typer.Argument(help="Data files (any format `ingest` reads).", metavar="INPUT...", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Kept rows (.jsonl, .parquet or a dir) [default: <input stem>.dedup.jsonl].", show_default=False)] = None,
-    removed: Annotated[Optional[Path], typer.Option("--removed", help="Removed rows with reason, cluster, kept id and similarity [default: <input stem>.removed.jsonl].", show_default=False)] = None,
+    inputs: Annotated[list[str], typer.Argument(help="Data files (any format `ingest` reads); with --engine ray also directories and object-store URLs (s3://...).", metavar="INPUT...", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Kept rows (.jsonl, .parquet or a dir) [default: <input stem>.dedup.jsonl; --engine ray: the directory <input stem>.dedup].", show_default=False)] = None,
+    removed: Annotated[Optional[str], typer.Option("--removed", help="Removed rows with reason, cluster, kept id and similarity [default: <input stem>.removed.jsonl; --engine ray: the directory <input stem>.removed].", show_default=False)] = None,
     against: Annotated[Optional[list[Path]], typer.Option("--against", help="Eval or held-out data (any ingest format, or a local lm-eval task YAML): remove rows that match it (repeatable).", show_default=False)] = None,
     leak: Annotated[bool, typer.Option("--leak", help="Call --against matches 'leaked' (another split of this data), not 'contaminated'. Without it, files named like train/val/dev splits are 'leaked', others 'contaminated'.")] = False,
     threshold: Annotated[float, typer.Option("--threshold", help="Jaccard similarity at or above which rows are near duplicates.")] = 0.8,
@@ -304,6 +304,8 @@ def dedup(
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN (repeatable).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the summary as JSON here.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report, write no kept/removed files.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process, numba) or ray (Ray Data: a local Ray, or the cluster RAY_ADDRESS names; outputs are directories of JSONL shards).")] = "local",
+    workers: Annotated[Optional[int], typer.Option("--workers", help="--engine ray without RAY_ADDRESS: CPUs of the local Ray [default: all].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Remove exact and near duplicates (MinHash LSH, verified by exact Jaccard) and rows that match eval sets.
@@ -320,9 +322,17 @@ def dedup(
     config = dd.DedupConfig(threshold=threshold, on=on, keep=keep, num_perm=num_perm, ngram=ngram, bands=bands, rows=rows,
                             seed=seed, exact=not no_exact, near=not no_near, contam_ngram=contam_ngram)  # fmt: skip
     config.validate()
-    run = dd.run_files([str(p) for p in inputs], output=output, removed=removed, against=[str(a) for a in against or []],
-                       leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
-                       progress=progress)  # fmt: skip
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine {engine!r} is not local or ray")
+    if workers is not None and (engine != "ray" or workers < 1):
+        raise UsageError("--workers goes with --engine ray and is at least 1")
+    if engine == "ray":
+        run = dd.run_ray(inputs, output=output, removed=removed, against=[str(a) for a in against or []],
+                         config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report, workers=workers)  # fmt: skip
+    else:
+        run = dd.run_files([str(Path(p)) for p in inputs], output=Path(output) if output else None, removed=Path(removed) if removed else None, against=[str(a) for a in against or []],
+                           leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
+                           progress=progress)  # fmt: skip
     if as_json:
         print(json.dumps(run.to_dict(), ensure_ascii=False))
     else:

@@ -1,4 +1,4 @@
-"""Training on several processes: which rank this is, where its model lives, the accelerate config, `accelerate launch`.
+"""Training on several processes: the accelerate config a recipe names, and the `accelerate launch` that starts them.
 
 ``workbench train RECIPE --nproc N`` (or a recipe with ``train.distributed: CONFIG``) does its data work once in
 this process, then starts ``accelerate launch [--config_file CONFIG] --num_processes N -m workbench.train.worker
@@ -20,6 +20,7 @@ from typing import Any
 from workbench.errors import UsageError, WorkbenchError
 from workbench.recipe import Recipe
 from workbench.train.log import ProgressFn, TrainEvent
+from workbench.train.ranks import current_world
 
 EVENT, RESULT, ERROR = "@workbench:event ", "@workbench:result ", "@workbench:error "
 
@@ -28,66 +29,6 @@ STRATEGIES = {
     "NO": "single process", "MULTI_GPU": "ddp", "MULTI_CPU": "ddp", "MULTI_XPU": "ddp", "MULTI_NPU": "ddp",
     "MULTI_MLU": "ddp", "MULTI_SDAA": "ddp", "MULTI_MUSA": "ddp", "MULTI_HPU": "ddp", "FSDP": "fsdp", "DEEPSPEED": "deepspeed",
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class World:
-    """This process's place among the training processes (torchrun / accelerate launch environment)."""
-
-    rank: int = 0  # global rank: only rank 0 writes files and reports progress
-    local_rank: int = 0  # rank on this machine: the CUDA device this process trains on
-    size: int = 1  # processes in all, over every machine
-    strategy: str = "single process"  # single process | ddp | fsdp | deepspeed
-    zero_stage: int = 0  # DeepSpeed ZeRO stage, when strategy is deepspeed
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def sharded(self) -> bool:
-        """Parameters are sharded across ranks (FSDP, ZeRO-3): no rank holds the whole model."""
-        return self.strategy == "fsdp" or (self.strategy == "deepspeed" and self.zero_stage == 3)
-
-
-def current_world(env: dict[str, str] | None = None) -> World:
-    """The world as the launcher described it in the environment (one process when nothing launched us)."""
-    env = dict(os.environ) if env is None else env
-    size = int(env.get("WORLD_SIZE", "1") or 1)
-    if size <= 1:
-        return World()
-    strategy = "ddp"
-    if env.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
-        strategy = "fsdp"
-    elif env.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
-        strategy = "deepspeed"
-    stage = int(env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "0") or 0) if strategy == "deepspeed" else 0
-    return World(int(env.get("RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0), size, strategy, stage)
-
-
-def model_kwargs(recipe: Recipe, plat: Any, world: World) -> dict[str, Any]:
-    """``from_pretrained`` arguments: dtype, attention, 4-bit config and where each rank's copy lives."""
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    q = recipe.quant
-    dtype = plat.dtype if recipe.model.dtype == "auto" else getattr(torch, recipe.model.dtype)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if recipe.model.attn_implementation:
-        kwargs["attn_implementation"] = recipe.model.attn_implementation
-    if plat.quantize:
-        compute = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(q.compute_dtype, plat.dtype)
-        bnb: dict[str, Any] = {"load_in_4bit": True, "bnb_4bit_quant_type": q.bnb_4bit_quant_type,
-                               "bnb_4bit_use_double_quant": q.double_quant, "bnb_4bit_compute_dtype": compute}  # fmt: skip
-        if world.sharded:
-            # FSDP / ZeRO-3 shard only float tensors: the 4-bit weights are stored in the model's dtype, and the
-            # sharding engine (not a device map) places them (bitsandbytes' and PEFT's FSDP-QLoRA guides)
-            bnb["bnb_4bit_quant_storage"] = dtype
-        else:
-            # DDP: each rank holds a whole copy on its own device (LOCAL_RANK), never all on device 0
-            kwargs["device_map"] = {"": world.local_rank if plat.cuda else "cpu"}
-        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb)
-    return kwargs
 
 
 # --- the accelerate config a recipe names -------------------------------------------------------
@@ -117,9 +58,11 @@ def read_config(path: str | os.PathLike[str]) -> LaunchConfig:
     where = f"train.distributed: {p}"
     if not p.is_file():
         raise WorkbenchError(f"{where}: no such file", "write one with `accelerate config --config_file FILE`, or see README's 'Beyond one machine'")
+    import yaml
+
     try:
         raw = yaml_load(p.read_text(encoding="utf-8"))  # JSON is YAML too
-    except Exception as e:  # yaml's errors carry the line
+    except (yaml.YAMLError, UnicodeDecodeError) as e:  # yaml's errors carry the line
         raise WorkbenchError(f"{where}: not valid YAML or JSON: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise WorkbenchError(f"{where}: an accelerate config is a mapping of keys, got {type(raw).__name__}")
@@ -260,11 +203,3 @@ def result_from_dict(d: dict[str, Any]) -> Any:
         if kw.get(key) is not None:
             kw[key] = Path(kw[key])
     return TrainResult(**kw)
-
-
-def describe(world: World) -> str:
-    """One line for the run record and the report: how many processes trained, and how."""
-    if world.size <= 1:
-        return "1 process"
-    return f"{world.size} processes ({world.strategy.upper() if world.strategy != 'ddp' else 'DDP'})"
-

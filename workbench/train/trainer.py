@@ -13,7 +13,7 @@ from workbench.errors import WorkbenchError
 from workbench.records import Conversation
 from workbench.recipe import ModelConfig, Recipe
 from workbench.train.data import Prepared, as_dataset, end_of_turn_id, prepare
-from workbench.train.launch import World, current_world, describe, model_kwargs
+from workbench.train.ranks import World, current_world, describe, model_kwargs
 from workbench.train.log import ProgressFn, TrainEvent
 
 __all__ = ["Platform", "Prepared", "TrainResult", "detect", "load_model", "prepare", "train"]

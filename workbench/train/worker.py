@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.train.launch import ERROR, EVENT, RESULT, current_world
+from workbench.train.launch import ERROR, EVENT, RESULT
+from workbench.train.ranks import current_world
 
 
 def _say(prefix: str, obj: Any) -> None:
