@@ -20,6 +20,7 @@ The driver holds the duplicates only (removed rows' keys and their kept rows), n
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -62,6 +63,25 @@ def available() -> bool:
     return importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.data") is not None
 
 
+def _init_local(cpus: int, code: str, tries: int = 3) -> None:
+    """Start a private local Ray on ``cpus`` CPUs whose workers import this workbench.
+
+    Ray's raylet gives its agents (Python processes) about 30 s to come up and gives up when they are slower, which
+    a busy machine makes them; a second start finds their imports in the page cache."""
+    import ray
+
+    env = {"PYTHONPATH": os.pathsep.join(x for x in (code, os.environ.get("PYTHONPATH")) if x)}
+    for attempt in range(tries):
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False, runtime_env={"env_vars": env})
+            return
+        except Exception as e:  # Ray raises a bare Exception when its node does not come up
+            if "timed out during startup" not in str(e) or attempt == tries - 1:
+                raise WorkbenchError(f"a local Ray did not start: {str(e).splitlines()[0]}",
+                                     "retry when the machine is less busy, or start Ray yourself (ray start --head) and set RAY_ADDRESS") from None  # fmt: skip
+            ray.shutdown()
+
+
 def start(workers: int | None = None) -> tuple[bool, int]:
     """Connect to the cluster ``RAY_ADDRESS`` names, or start a local Ray on ``workers`` CPUs (default: all).
     Returns (whether this call started it, CPUs the cluster offers)."""
@@ -79,10 +99,7 @@ def start(workers: int | None = None) -> tuple[bool, int]:
             # the cluster's workers import workbench from the code shipped with the job
             ray.init(runtime_env={"py_modules": [str(Path(workbench.__file__).parent)]}, logging_level="WARNING")
         else:
-            # a loaded machine starts Ray's agents slowly; the default wait is too short for it
-            os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
-            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="WARNING",
-                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(Path(workbench.__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}})  # fmt: skip
+            _init_local(workers or os.cpu_count() or 1, str(Path(workbench.__file__).parent.parent))
         started = True
     return started, int(ray.cluster_resources().get("CPU", 1))
 
@@ -104,7 +121,8 @@ def dedup_ray(files: list[str], cfg: DedupConfig, *, format: str | None, mapping
 
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # shards come out in input order
-    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.enable_progress_bars = sys.stderr.isatty()  # Ray's own bars, on a terminal only; its notices never
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows = ray.data.read_datasource(make_source(files, on=cfg.on, format=format, mapping=mapping)).materialize()
     counts = _collect(rows.map_batches(file_counts, batch_format="numpy"), ["file", "accepted", "rejected"])
     accepted = np.bincount(counts["file"], weights=counts["accepted"], minlength=len(files)).astype(np.int64)

@@ -99,7 +99,9 @@ def _ingest_blocks(stream: Any, index: int, name: str, local: str, on: str, text
 
     from workbench.records import Conversation, Source
 
-    cols: dict[str, list[Any]] = {k: [] for k in ("file", "acc", "id", "text", "length", "row", "reject")}
+    schema = pa.schema([("file", pa.int64()), ("acc", pa.int64()), ("id", pa.string()), ("text", pa.string()),
+                        ("length", pa.int64()), ("row", pa.string()), ("reject", pa.string())])  # fmt: skip
+    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
     acc = 0
     for item in stream:
         if type(item) is Conversation:
@@ -120,10 +122,10 @@ def _ingest_blocks(stream: Any, index: int, name: str, local: str, on: str, text
             cols["reject"].append(json.dumps(d, ensure_ascii=False))
         cols["file"].append(index)
         if len(cols["file"]) >= block:
-            yield pa.table(cols)
+            yield pa.table(cols, schema=schema)
             cols = {k: [] for k in cols}
     if cols["file"]:
-        yield pa.table(cols)
+        yield pa.table(cols, schema=schema)
 
 
 # --- outputs --------------------------------------------------------------------------------------
