@@ -73,7 +73,8 @@ def _init_local(cpus: int, code: str, tries: int = 3) -> None:
     env = {"PYTHONPATH": os.pathsep.join(x for x in (code, os.environ.get("PYTHONPATH")) if x)}
     for attempt in range(tries):
         try:
-            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False, runtime_env={"env_vars": env})
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False, runtime_env={"env_vars": env},
+                     _system_config={"enable_worker_prestart": False})  # fewer processes racing the agents at start  # fmt: skip
             return
         except Exception as e:  # Ray raises a bare Exception when its node does not come up
             if "timed out during startup" not in str(e) or attempt == tries - 1:
@@ -91,15 +92,14 @@ def start(workers: int | None = None) -> tuple[bool, int]:
 
     started = False
     if not ray.is_initialized():
-        import workbench
-
+        package = Path(__file__).resolve().parents[1]  # this workbench, to ship to Ray's workers
         if os.environ.get("RAY_ADDRESS"):
             if workers:
                 raise UsageError("--workers with RAY_ADDRESS: the cluster decides its workers", "unset RAY_ADDRESS for a local Ray, or drop --workers")
             # the cluster's workers import workbench from the code shipped with the job
-            ray.init(runtime_env={"py_modules": [str(Path(workbench.__file__).parent)]}, logging_level="WARNING")
+            ray.init(runtime_env={"py_modules": [str(package)]}, logging_level="WARNING")
         else:
-            _init_local(workers or os.cpu_count() or 1, str(Path(workbench.__file__).parent.parent))
+            _init_local(workers or os.cpu_count() or 1, str(package.parent))
         started = True
     return started, int(ray.cluster_resources().get("CPU", 1))
 
