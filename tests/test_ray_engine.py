@@ -91,6 +91,15 @@ def test_the_stages_write_the_local_engines_kept_and_removed_rows(data: list[Pat
     assert removed == (tmp_path / "r.jsonl").read_text().splitlines()  # reason, cluster, kept id, similarity, row
 
 
+def test_no_duplicates_means_every_row_is_kept(data: list[Path]) -> None:
+    rows = batches(data[1:], "conversation")
+    empty = {"key": np.zeros(0, np.int64), "rep": np.zeros(0, np.int64), "rep_id": np.zeros(0, object)}
+    edges = {c: np.zeros(0, object if c.startswith("id") else np.int64) for c in ("a", "b", "la", "lb", "ida", "idb", "sim")}
+    d = st.decide(empty, edges, "first", np.zeros(1, np.int64))
+    lab = st.label(rows, d)
+    assert list(lab["kind"]).count("kept") == int((rows["acc"] >= 0).sum()) and "removed" not in list(lab["kind"])
+
+
 def test_rows_carry_their_source_and_rejects_their_reason(data: list[Path]) -> None:
     rows = batches(data[:1], "conversation")
     rejects = [json.loads(r) for r in rows["reject"] if r]

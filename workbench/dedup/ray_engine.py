@@ -249,10 +249,13 @@ def run_ray(
     result = DedupResult([], [], _top_clusters(d, found, cfg.on), [], counts, [], cfg, [],
                          {"candidate_pairs": stats["candidate_pairs"], "verified_pairs": stats["verified_pairs"],
                           "against_items": 0, "clusters": len(d.clusters)})  # fmt: skip
-    run = RayDedupRun(result, [os.fspath(p) for p in inputs], None if dry_run else kept_dir, None if dry_run else removed_dir,
-                      rejects_dir if stats["rejected"] and not dry_run else None, os.fspath(report) if report else None,
-                      stats["accepted"] + stats["rejected"], stats["rejected"], dry_run, time.perf_counter() - started_at,
-                      clusters_total=len(d.clusters), workers=cpus)  # fmt: skip
+    run = RayDedupRun(
+        result=result, inputs=[os.fspath(p) for p in inputs], kept_path=None if dry_run else kept_dir,
+        removed_path=None if dry_run else removed_dir, rejects_path=rejects_dir if stats["rejected"] and not dry_run else None,
+        report_path=os.fspath(report) if report else None, rows_read=stats["accepted"] + stats["rejected"],
+        rejected=stats["rejected"], dry_run=dry_run, seconds=time.perf_counter() - started_at,
+        clusters_total=len(d.clusters), workers=cpus,
+    )  # fmt: skip
     if report:
         with atomic_text(report) as fh:
             json.dump(run.to_dict(), fh, ensure_ascii=False, indent=2)
