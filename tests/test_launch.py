@@ -22,8 +22,9 @@ from workbench.train.ranks import World, current_world, describe, model_kwargs
 REPO = Path(__file__).resolve().parent.parent
 
 
-def recipe(tmp_path: Path, **train: Any) -> rc.Recipe:
+def recipe(tmp_path: Path, sources: list[str] | None = None, **train: Any) -> rc.Recipe:
     raw: dict[str, Any] = {
+        "data": {"sources": sources or []},
         "name": "t",
         "model": {"name": "tiny:chatml", "max_length": 128},
         "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
@@ -201,7 +202,10 @@ def convs(n: int) -> list[Conversation]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One process with batch 8, and two processes (DDP over gloo) with batch 4 each, on the same rows."""
+    """`workbench run --nproc 2 --until train`: the data stages here, training on two processes (DDP over gloo)
+    with batch 4 each; then one process with batch 8 on the rows the data stages kept."""
+    from workbench import pipeline
+    from workbench.data import load
     from workbench.outputs import write_jsonl
     from workbench.train import trainer as tr
 
@@ -209,33 +213,38 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     old = os.environ.get("WORKBENCH_CACHE")
     os.environ["WORKBENCH_CACHE"] = str(root / "cache")
     try:
-        rows = convs(64)
-        data = root / "rows.jsonl"
-        write_jsonl(data, (c.to_dict() for c in rows))
-        one = tr.train(recipe(root / "one", per_device_batch_size=8), prepared=rows)
+        src = root / "rows.jsonl"
+        write_jsonl(src, (c.to_dict() for c in convs(64)))
         events: list[Any] = []
-        two = launch.launch_train(recipe(root / "two", per_device_batch_size=4, save_every=3), nproc=2, prepared=data,
-                                  on_progress=events.append)  # fmt: skip
+        two_recipe = recipe(root / "two", [str(src)], per_device_batch_size=4, save_every=3)
+        stages = pipeline.run(two_recipe, until="train", nproc=2, hooks=pipeline.Hooks(train=events.append))
+        checked = two_recipe.resolved_run_dir() / "data" / "checked.jsonl"
+        one = tr.train(recipe(root / "one", per_device_batch_size=8), prepared=load([checked]).conversations)
     finally:
         if old is None:
             os.environ.pop("WORKBENCH_CACHE", None)
         else:
             os.environ["WORKBENCH_CACHE"] = old
-    return {"root": root, "one": one, "two": two, "events": events, "data": data}
+    out = two_recipe.resolved_run_dir()
+    return {"root": root, "one": one, "two": out, "log": json.loads((out / "train_log.json").read_text()),
+            "stages": stages, "events": events, "data": checked}  # fmt: skip
 
 
 @pytest.mark.slow
 def test_two_processes_train_like_one_with_twice_the_batch(runs: dict[str, Any]) -> None:
-    one, two = runs["one"], runs["two"]
+    one, out = runs["one"], runs["two"]
     l1 = [x["loss"] for x in one.log if "loss" in x]
-    l2 = [x["loss"] for x in two.log if "loss" in x]
+    l2 = [x["loss"] for x in runs["log"] if "loss" in x]
     assert len(l1) == len(l2) == 6
     # the same 8 rows per step, split 4 + 4: DDP averages the gradients, so only float summation order differs
     assert max(abs(a - b) for a, b in zip(l1, l2)) < 1e-3, (l1, l2)
     assert l2[-1] < l2[0]
-    out = two.run_dir
+    # the data stages ran once, in this process; the workers trained on what check kept
+    assert [(s.name, s.status) for s in runs["stages"].stages[:4]] == [("ingest", "ran"), ("dedup", "ran"), ("check", "ran"), ("train", "ran")]
+    assert json.loads(out.joinpath("launch.json").read_text())["prepared"] == str(runs["data"])
     info = json.loads((out / "run.json").read_text())
     assert (info["processes"], info["strategy"], info["distributed"]) == (2, "ddp", "2 processes (DDP)")
+    assert info["examples"]["train"] == one.examples
     assert json.loads((one.run_dir / "run.json").read_text())["processes"] == 1
     assert (out / "adapter" / "adapter_model.safetensors").is_file() and len(list(out.rglob("adapter_config.json"))) == 3  # adapter + 2 checkpoints
     # rank 0 alone reported: one "trainable parameters" line, one end event, steps counted once
@@ -252,7 +261,7 @@ def test_two_processes_train_like_one_with_twice_the_batch(runs: dict[str, Any])
 def test_two_processes_resume_from_a_checkpoint(runs: dict[str, Any]) -> None:
     from safetensors.torch import load_file
 
-    src = runs["two"].run_dir
+    src = runs["two"]
     dst = runs["root"] / "resumed" / "run"
     shutil.copytree(src, dst)
     for gone in ("checkpoints/checkpoint-6", "adapter", "run.json"):
