@@ -169,6 +169,18 @@ def test_qlora_fsdp_without_the_settings_it_needs_and_unsloth_under_fsdp_are_ref
         launch.check(recipe(tmp_path, backend="unsloth"), cfg)
 
 
+def test_the_report_says_how_many_processes_trained(tmp_path: Path) -> None:
+    from workbench.report.markdown import _training
+
+    golden = REPO / "tests" / "data" / "report" / "run"
+    info = json.loads((golden / "run.json").read_text())
+    recipe_raw = rc.yaml_load((golden / "recipe.yaml").read_text())
+    assert not any("processes" in line for line in _training(golden, info, recipe_raw, tmp_path, "loss.png"))  # not recorded then
+    info |= {"processes": 4, "strategy": "fsdp", "distributed": describe(World(0, 0, 4, "fsdp"))}
+    table = "\n".join(_training(golden, info, recipe_raw, tmp_path, "loss.png"))
+    assert "| processes | 4 processes (FSDP) |" in table and "accumulation × 4 processes" in table
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     res = subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=full, cwd=REPO, timeout=300)
