@@ -258,21 +258,27 @@ def main() -> None:
             dt = time.perf_counter() - t
         print(f"end to end (parse, dedup, write; run_files): {dt:.1f}s for {run.rows_read} rows ({run.rows_read / dt:,.0f} rows/s)")
     if args.engine == "ray":
-        race_ray(args.corpus, ctx)
+        race_ray(args.corpus)
     print("exact hash finds exact copies only (its recall is the exact share); workbench engine = no Conversation objects.")
 
 
-def _e2e_local(corpus: str, out: str, q: mp.Queue) -> None:  # type: ignore[type-arg]
-    from workbench.dedup import run_files
+def _e2e_local(corpus: str, out: str) -> tuple[float, int, int, list[str]]:
+    """`workbench dedup` in a fresh process: seconds, its peak resident MB (ru_maxrss), rows, kept ids."""
+    import json
+    import resource
+    import subprocess
 
-    _reset_peak()
     t = time.perf_counter()
-    run = run_files([corpus], output=f"{out}/kept.jsonl", removed=f"{out}/removed.jsonl")
-    q.put((time.perf_counter() - t, _status("VmHWM:"), run.rows_read, [c.id for c in run.result.kept]))
+    res = subprocess.run([sys.executable, "-m", "workbench", "dedup", corpus, "-o", f"{out}/kept.jsonl", "--removed",
+                          f"{out}/removed.jsonl", "--json"], check=True, capture_output=True, text=True)  # fmt: skip
+    dt = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    rows = json.loads(res.stdout)["counts"]["rows_read"]
+    return dt, peak_mb, rows, [json.loads(line)["id"] for line in Path(f"{out}/kept.jsonl").read_text().splitlines()]
 
 
-def race_ray(corpus: Path, ctx: mp.context.BaseContext) -> None:
-    """End to end, files in and out: the local engine (its whole process's peak memory, for rows per GB) and
+def race_ray(corpus: Path) -> None:
+    """End to end, files in and out: `workbench dedup` (its whole process's peak memory, for rows per GB) and
     `--engine ray` on a local Ray of 1 and 2 workers (Ray's start excluded: a cluster is already up)."""
     import json
     import tempfile
@@ -283,11 +289,7 @@ def race_ray(corpus: Path, ctx: mp.context.BaseContext) -> None:
     from workbench.dedup.ray_engine import start
 
     with tempfile.TemporaryDirectory() as tmp:
-        q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-        p = ctx.Process(target=_e2e_local, args=(str(corpus), tmp, q))
-        p.start()
-        dt, peak_mb, rows, kept_ids = q.get()
-        p.join()
+        dt, peak_mb, rows, kept_ids = _e2e_local(str(corpus), tmp)
         print(f"{'engine (end to end)':<24}{'rows':>9}{'seconds':>9}{'docs/s':>10}{'peak MB':>9}  same kept set", flush=True)
         print(f"{'local (numba)':<24}{rows:>9}{dt:>9.1f}{rows / dt:>10,.0f}{peak_mb:>9,}  -   "
               f"(whole process: {rows / (peak_mb / 1024):,.0f} rows per GB)", flush=True)  # fmt: skip
