@@ -183,7 +183,7 @@ def test_the_report_says_how_many_processes_trained(tmp_path: Path) -> None:
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    res = subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=full, cwd=REPO, timeout=300)
+    res = subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=full, cwd=REPO, timeout=300, check=False)
     res.stderr = " ".join(res.stderr.split())  # rich wraps long lines
     return res
 
