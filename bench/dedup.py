@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/gen_dedup.py --rows 100000 --out /tmp/dedup100k.jsonl
     .venv/bin/python bench/dedup.py /tmp/dedup100k.jsonl [--plain-sample 20000] [--threads 2] [--e2e]
+    .venv/bin/python bench/dedup.py /tmp/dedup100k.jsonl --only none --engine ray   # Ray Data, 1 and 2 workers
 
 Every tool sees the same texts (each row's user + assistant turns), 128 permutations, 5-word
 shingles, threshold 0.8, and is scored on the same planted truth: a row should be removed iff it is
@@ -201,6 +202,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="numba threads for workbench")
     ap.add_argument("--only", default="", help="comma-separated contestant name prefixes")
     ap.add_argument("--e2e", action="store_true", help="also time run_files: parse, dedup, write (like the CLI)")
+    ap.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="ray: also race `dedup --engine ray` (1 and 2 workers) against the local engine, end to end")
     args = ap.parse_args()
 
     from workbench.data import ingest
@@ -254,7 +257,51 @@ def main() -> None:
             run = run_files([str(args.corpus)], output=f"{tmp}/kept.jsonl", removed=f"{tmp}/removed.jsonl")
             dt = time.perf_counter() - t
         print(f"end to end (parse, dedup, write; run_files): {dt:.1f}s for {run.rows_read} rows ({run.rows_read / dt:,.0f} rows/s)")
+    if args.engine == "ray":
+        race_ray(args.corpus)
     print("exact hash finds exact copies only (its recall is the exact share); workbench engine = no Conversation objects.")
+
+
+def _e2e_local(corpus: str, out: str) -> tuple[float, int, int, list[str]]:
+    """`workbench dedup` in a fresh process: seconds, its peak resident MB (ru_maxrss), rows, kept ids."""
+    import json
+    import resource
+    import subprocess
+
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "workbench", "dedup", corpus, "-o", f"{out}/kept.jsonl", "--removed",
+                          f"{out}/removed.jsonl", "--json"], check=True, capture_output=True, text=True)  # fmt: skip
+    dt = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    rows = json.loads(res.stdout)["counts"]["rows_read"]
+    return dt, peak_mb, rows, [json.loads(line)["id"] for line in Path(f"{out}/kept.jsonl").read_text().splitlines()]
+
+
+def race_ray(corpus: Path) -> None:
+    """End to end, files in and out: `workbench dedup` (its whole process's peak memory, for rows per GB) and
+    `--engine ray` on a local Ray of 1 and 2 workers (Ray's start excluded: a cluster is already up)."""
+    import json
+    import tempfile
+
+    import ray
+
+    from workbench.dedup import run_ray
+    from workbench.dedup.ray_engine import start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dt, peak_mb, rows, kept_ids = _e2e_local(str(corpus), tmp)
+        print(f"{'engine (end to end)':<24}{'rows':>9}{'seconds':>9}{'docs/s':>10}{'peak MB':>9}  same kept set", flush=True)
+        print(f"{'local (numba)':<24}{rows:>9}{dt:>9.1f}{rows / dt:>10,.0f}{peak_mb:>9,}  -   "
+              f"(whole process: {rows / (peak_mb / 1024):,.0f} rows per GB)", flush=True)  # fmt: skip
+        for workers in (1, 2):
+            start(workers)  # started before the clock: a cluster is up before a job is sent to it
+            t = time.perf_counter()
+            run = run_ray([str(corpus)], output=f"{tmp}/ray{workers}", removed=f"{tmp}/ray{workers}.removed")
+            dt = time.perf_counter() - t
+            ray.shutdown()
+            shards = sorted(Path(f"{tmp}/ray{workers}").glob("part-*.jsonl"))
+            ids = [json.loads(line)["id"] for f in shards for line in f.read_text().splitlines()]
+            print(f"{f'ray, {workers} worker(s)':<24}{run.rows_read:>9}{dt:>9.1f}{run.rows_read / dt:>10,.0f}{'-':>9}  {ids == kept_ids}", flush=True)
 
 
 if __name__ == "__main__":

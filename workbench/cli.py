@@ -194,6 +194,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest complete checkpoint written with these settings and data (an error naming what changed otherwise).")] = False,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of the recipe's run_dir.")] = None,
     no_data_stages: Annotated[bool, typer.Option("--no-data-stages", help="Train on the recipe's sources as they are: no dedup, decontamination or check gate (run.json records it).")] = False,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes through accelerate launch (DDP: one per GPU, or CPU processes over gloo); with train.distributed, overrides its num_processes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter as a recipe says: Unsloth on CUDA, PEFT + TRL (+ bitsandbytes 4-bit) elsewhere.
@@ -224,14 +225,37 @@ def train(
     from workbench.console.run import run_display
     from workbench.console.train import render_result, train_progress
 
+    import contextlib
+
+    from workbench.train import current_world, launch_train, should_launch
+    from workbench.train import train as run_training
+
     quiet_libraries()
     hf_logging.disable_progress_bar()  # our own bar reports progress
-    if no_data_stages:
+    world = current_world()
+    if world.size > 1:  # this process is one rank under accelerate launch / torchrun
+        prepared = r.resolved_run_dir() / "data" / "checked.jsonl"
+        if not no_data_stages and not prepared.is_file():
+            raise UsageError("workbench train started on several processes has no checked data to train on",
+                             f"run `workbench train {recipe} --nproc {world.size}` (the data stages run once, then training is "
+                             "launched), or pass --no-data-stages")  # fmt: skip
+        from workbench.data import load as load_rows
+
+        rows = None if no_data_stages else load_rows([prepared]).conversations
+        with train_progress(r.name or "training") if world.main else contextlib.nullcontext() as on_progress:
+            result = run_training(r, resume=resume, on_progress=on_progress, prepared=rows, data_stages=not no_data_stages)
+        if not world.main:
+            return
+    elif no_data_stages and should_launch(r, nproc):
+        with train_progress(r.name or "training") as on_progress:
+            result = launch_train(r, resume=resume, nproc=nproc, on_progress=on_progress, data_stages=False)
+    elif no_data_stages:
         with train_progress(r.name or "training") as on_progress:
             result = pipeline.train_sources(r, resume=resume, on_progress=on_progress)
     else:
         with run_display() as hooks:
-            result = pipeline.run(r, until="train", start_from="train", train_resume="required" if resume else "fresh", hooks=hooks).train
+            result = pipeline.run(r, until="train", start_from="train", train_resume="required" if resume else "fresh", hooks=hooks,
+                                  nproc=nproc, recipe_file=recipe).train  # fmt: skip
     if as_json:
         print(json.dumps({k: v for k, v in result.__dict__.items() if k != "log"}, indent=2, default=str))
         return
@@ -316,9 +340,9 @@ def merge(
 
 @app.command()
 def dedup(
-    inputs: Annotated[list[Path], typer.Argument(help="Data files (any format `ingest` reads).", metavar="INPUT...", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Kept rows (.jsonl, .parquet or a dir) [default: <input stem>.dedup.jsonl].", show_default=False)] = None,
-    removed: Annotated[Optional[Path], typer.Option("--removed", help="Removed rows with reason, cluster, kept id and similarity [default: <input stem>.removed.jsonl].", show_default=False)] = None,
+    inputs: Annotated[list[str], typer.Argument(help="Data files (any format `ingest` reads); with --engine ray also directories and object-store URLs (s3://...).", metavar="INPUT...", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Kept rows (.jsonl, .parquet or a dir) [default: <input stem>.dedup.jsonl; --engine ray: the directory <input stem>.dedup].", show_default=False)] = None,
+    removed: Annotated[Optional[str], typer.Option("--removed", help="Removed rows with reason, cluster, kept id and similarity [default: <input stem>.removed.jsonl; --engine ray: the directory <input stem>.removed].", show_default=False)] = None,
     against: Annotated[Optional[list[Path]], typer.Option("--against", help="Eval or held-out data (any ingest format, or a local lm-eval task YAML): remove rows that match it (repeatable).", show_default=False)] = None,
     leak: Annotated[bool, typer.Option("--leak", help="Call --against matches 'leaked' (another split of this data), not 'contaminated'. Without it, files named like train/val/dev splits are 'leaked', others 'contaminated'.")] = False,
     threshold: Annotated[float, typer.Option("--threshold", help="Jaccard similarity at or above which rows are near duplicates.")] = 0.8,
@@ -336,6 +360,8 @@ def dedup(
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN (repeatable).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the summary as JSON here.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report, write no kept/removed files.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process, numba) or ray (Ray Data: a local Ray, or the cluster RAY_ADDRESS names; outputs are directories of JSONL shards).")] = "local",
+    workers: Annotated[Optional[int], typer.Option("--workers", help="--engine ray without RAY_ADDRESS: CPUs of the local Ray [default: all].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Remove exact and near duplicates (MinHash LSH, verified by exact Jaccard) and rows that match eval sets.
@@ -352,9 +378,17 @@ def dedup(
     config = dd.DedupConfig(threshold=threshold, on=on, keep=keep, num_perm=num_perm, ngram=ngram, bands=bands, rows=rows,
                             seed=seed, exact=not no_exact, near=not no_near, contam_ngram=contam_ngram)  # fmt: skip
     config.validate()
-    run = dd.run_files([str(p) for p in inputs], output=output, removed=removed, against=[str(a) for a in against or []],
-                       leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
-                       progress=progress)  # fmt: skip
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine {engine!r} is not local or ray")
+    if workers is not None and (engine != "ray" or workers < 1):
+        raise UsageError("--workers goes with --engine ray and is at least 1")
+    if engine == "ray":
+        run = dd.run_ray(inputs, output=output, removed=removed, against=[str(a) for a in against or []],
+                         config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report, workers=workers)  # fmt: skip
+    else:
+        run = dd.run_files([str(Path(p)) for p in inputs], output=Path(output) if output else None, removed=Path(removed) if removed else None, against=[str(a) for a in against or []],
+                           leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
+                           progress=progress)  # fmt: skip
     if as_json:
         print(json.dumps(run.to_dict(), ensure_ascii=False))
     else:
@@ -547,6 +581,7 @@ def run(
     until: Annotated[Optional[str], typer.Option("--until", help="Stop after this stage: ingest, dedup, check, train, eval, report.")] = None,
     start_from: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on, even when unchanged.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes through accelerate launch (the other stages run once); with train.distributed, overrides its num_processes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stage records as JSON on stdout.")] = False,
 ) -> None:
     """Run a recipe end to end: ingest, dedup/decontaminate, check, train, eval, report.
@@ -578,7 +613,7 @@ def run(
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would flood a log file
     with run_display() as hooks:
-        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks, recipe_file=recipe)
+        result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks, recipe_file=recipe, nproc=nproc)
     if as_json:
         print(json.dumps(pipeline.as_dict(result), indent=2, default=str))
         return

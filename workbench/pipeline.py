@@ -149,10 +149,11 @@ def guard_run(recipe: Recipe, run_dir: Path, recipe_file: str | Path | None = No
 
 
 class _Run:
-    def __init__(self, recipe: Recipe, run_dir: Path, hooks: Hooks) -> None:
+    def __init__(self, recipe: Recipe, run_dir: Path, hooks: Hooks, nproc: int | None = None) -> None:
         self.recipe = recipe
         self.dir = run_dir
         self.hooks = hooks
+        self.nproc = nproc  # training processes asked for on the command line (--nproc)
         self.state: dict[str, Any] = _read_json(run_dir / STATE) or {}
         self._tokenizer: Any = None
         self._model_path: str | None = None
@@ -216,6 +217,10 @@ class _Run:
                        r.model.max_length, r.check.model_dump(), r.mask.model_dump())  # fmt: skip
         k_train = _key("train", k_check, r.model.model_dump(), r.lora.model_dump(), r.quant.model_dump(),
                        r.train.model_dump(), d.limit, d.seed)  # fmt: skip
+        if self.nproc and self.nproc > 1 or r.train.distributed:
+            # more processes is a bigger effective batch, and the accelerate config says how they train
+            dist = digest_path(r.train.distributed) if r.train.distributed else None
+            k_train = _key("train", k_train, self.nproc, dist)
         tasks_dir = Path("recipes/tasks")
         k_eval = _key("eval", k_train, r.eval.model_dump(), digest_path(tasks_dir) if tasks_dir.is_dir() else None)
         k_report = _key("report", k_eval, r.report.model_dump())
@@ -231,8 +236,12 @@ def run(
     hooks: Hooks | None = None,
     recipe_file: str | Path | None = None,
     train_resume: str | None = None,
+    nproc: int | None = None,
 ) -> RunResult:
     """Run the recipe's stages in order; skip those whose key and outputs are already in the run dir.
+
+    ``nproc`` (or ``train.distributed`` in the recipe): the train stage runs under ``accelerate launch`` on
+    that many processes; every other stage runs once, here.
 
     ``until``: stop after this stage. ``start_from``: rerun this stage and every later one even
     when cached. ``force``: rerun everything. An interrupted run resumes: finished stages are
@@ -241,15 +250,21 @@ def run(
     ("fresh" | "auto" | "required") overrides that choice (`workbench train [--resume]`). The run
     directory is locked while this runs: a second run on it fails at once.
     """
-    from workbench.train import run_lock
+    from workbench.train import check_launch, current_world, read_config, run_lock, should_launch
 
+    if current_world().size > 1:
+        raise UsageError("workbench run was started on several processes (accelerate launch / torchrun)",
+                         "run `workbench run RECIPE --nproc N`: the data stages, eval and report run once and only training is launched")  # fmt: skip
+    if should_launch(recipe, nproc):  # a bad accelerate config fails now, not after the data stages
+        check_launch(recipe, read_config(recipe.train.distributed) if recipe.train.distributed else None)
     hooks = hooks or Hooks()
     guard_run(recipe, recipe.resolved_run_dir(), recipe_file)  # before the lock makes the folder
     with run_lock(recipe.resolved_run_dir(), command="workbench run", on_message=hooks.message):
-        return _run(recipe, until=until, start_from=start_from, force=force, hooks=hooks, train_resume=train_resume)
+        return _run(recipe, until=until, start_from=start_from, force=force, hooks=hooks, train_resume=train_resume, nproc=nproc)
 
 
-def _run(recipe: Recipe, *, until: str | None, start_from: str | None, force: bool, hooks: Hooks, train_resume: str | None) -> RunResult:
+def _run(recipe: Recipe, *, until: str | None, start_from: str | None, force: bool, hooks: Hooks, train_resume: str | None,
+         nproc: int | None) -> RunResult:
     for flag, value in (("--until", until), ("--from", start_from)):
         if value is not None and value not in STAGES:
             raise UsageError(f"{flag} {value!r} is not a stage", f"stages: {', '.join(STAGES)}")
@@ -258,7 +273,7 @@ def _run(recipe: Recipe, *, until: str | None, start_from: str | None, force: bo
     if start_from and STAGES.index(start_from) > last:
         raise UsageError(f"--from {start_from} comes after --until {until}")
     run_dir = recipe.resolved_run_dir()
-    r = _Run(recipe, run_dir, hooks)
+    r = _Run(recipe, run_dir, hooks, nproc)
     keys = r.keys()
     records = [StageRecord(name) for name in STAGES]
     report: Path | None = None
@@ -454,14 +469,18 @@ def stage_check(r: _Run, **_: Any) -> dict[str, Any]:
 
 
 def stage_train(r: _Run, *, resume: Any = "fresh") -> dict[str, Any]:
-    from workbench.train import train
+    from workbench.train import launch_train, should_launch, train
 
     rec = r.recipe
     data = rec.data.model_copy(update={"heldout": str(r.p("heldout.jsonl")) if r.p("heldout.jsonl").is_file() else None})
     recipe = rec.model_copy(update={"data": data})
-    convs = _load(r.p("data", "checked.jsonl"))
     key = r.state.get("train", {}).get("key")
-    res = train(recipe, run_dir=r.dir, resume=resume, on_progress=r.hooks.train, prepared=convs, data_stages=True, stage_key=key)
+    if should_launch(recipe, r.nproc):  # the workers train on the checked rows; nothing above runs twice
+        res = launch_train(recipe, run_dir=r.dir, resume=resume, nproc=r.nproc, prepared=r.p("data", "checked.jsonl"),
+                           on_progress=r.hooks.train, data_stages=True, stage_key=key)  # fmt: skip
+    else:
+        res = train(recipe, run_dir=r.dir, resume=resume, on_progress=r.hooks.train, prepared=_load(r.p("data", "checked.jsonl")),
+                    data_stages=True, stage_key=key)  # fmt: skip
     r.train_result = res
     return {"steps": res.steps, "first_loss": res.first_loss, "last_loss": res.last_loss, "eval_loss": res.eval_loss,
             "examples": res.examples, "tokens_per_s": res.tokens_per_s, "backend": res.backend}  # fmt: skip

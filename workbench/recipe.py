@@ -207,6 +207,9 @@ class TrainConfig(Section):
     """auto: Unsloth when CUDA and unsloth are available, else PEFT + TRL."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     """Mixed precision: auto is bf16 on a GPU that has it, fp16 on older CUDA, fp32 on CPU."""
+    distributed: str | None = None
+    """An accelerate config file (`accelerate config --config_file FILE`): DDP, FSDP (also with QLoRA) or DeepSpeed ZeRO,
+    one or several machines; `workbench train` / `run` then train under `accelerate launch` with it."""
 
 
 class EvalConfig(Section):

@@ -47,7 +47,7 @@ def render_summary(console: Console, run: DedupRun) -> None:
 
     if res.clusters:
         top = sorted(res.clusters, key=lambda k: (-k.size, k.id))[:TOP]
-        clusters = Table(title=f"biggest clusters ({len(res.clusters)} in all)", title_justify="left", box=None, pad_edge=False)
+        clusters = Table(title=f"biggest clusters ({res.stats.get('clusters', len(res.clusters))} in all)", title_justify="left", box=None, pad_edge=False)
         for name, justify in (("cluster", "right"), ("rows", "right"), ("kept", "left"), ("preview", "left")):
             clusters.add_column(name, justify=justify)  # type: ignore[arg-type]
         from workbench.dedup import text_view

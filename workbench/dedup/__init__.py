@@ -9,5 +9,6 @@ __getattr__, __dir__, __all__ = exports(
         "views": ["VIEWS", "text_view"],
         "decontam": ["AgainstSet", "load_against", "reason_for"],
         "outputs": ["DedupRun", "apply_overrides", "default_paths", "run_files", "summary", "write_outputs"],
+        "ray_engine": ["RayDedupRun", "run_ray"],
     },
 )

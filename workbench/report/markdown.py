@@ -309,7 +309,8 @@ def _training(run: Path, info: dict[str, Any], recipe: dict[str, Any], where: Pa
         ["targets", ", ".join(targets) if isinstance(targets, list) else targets],
         ["trainable parameters", params],
         ["schedule", f"{str(train.get('max_steps')) + ' steps' if train.get('max_steps') else str(train.get('epochs')) + ' epochs'}; lr {train.get('learning_rate')} {train.get('lr_scheduler')}, warmup {train.get('warmup_ratio')}"],
-        ["batch", f"{train.get('per_device_batch_size')} × {train.get('gradient_accumulation')} accumulation"],
+        ["batch", f"{train.get('per_device_batch_size')} × {train.get('gradient_accumulation')} accumulation"
+                  + (f" × {info['processes']} processes" if (info.get("processes") or 1) > 1 else "")],
         ["loss on", (recipe.get("mask") or {}).get("strategy")],
         ["backend", ", ".join(str(x) for x in (info.get("backend"), info.get("precision"), info.get("optimizer")) if x)],
         ["steps", r.get("steps")],
@@ -319,6 +320,8 @@ def _training(run: Path, info: dict[str, Any], recipe: dict[str, Any], where: Pa
         ["duration", f"{info['duration_s']:.0f} s" if isinstance(info.get("duration_s"), (int, float)) else "not recorded"],
         ["hardware", info.get("hardware") or "not recorded"],
     ]  # fmt: skip
+    if info.get("distributed"):  # runs recorded before processes were counted say nothing here
+        rows.insert(rows.index(next(r for r in rows if r[0] == "backend")), ["processes", info["distributed"]])
     if quant.get("load_in_4bit") and not info.get("quantized"):
         rows.insert(2, ["note", "the recipe asked for 4-bit; this platform trained without it"])
     out += _table(["", ""], [[k, "–" if v is None else v] for k, v in rows])

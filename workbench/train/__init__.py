@@ -13,6 +13,8 @@ __getattr__, __dir__, __all__ = exports(
         "plan": ["METHODS", "Plan", "estimate", "for_recipe"],
         "data": ["Prepared", "prepare"],
         "log": ["TrainEvent"],
+        "launch": ["LaunchConfig", "check_launch", "launch_train", "read_config", "should_launch"],
+        "ranks": ["World", "current_world"],
         "tiny": ["FAMILIES", "build", "build_model", "build_tokenizer"],
         "pretrain": ["cached", "default_dir", "pretrain_base"],
     },

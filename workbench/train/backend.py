@@ -44,7 +44,11 @@ def detect(recipe: Recipe) -> Platform:
     cuda = torch.cuda.is_available()
     notes: list[str] = []
     backend = "peft"
-    if t.backend in ("auto", "unsloth") and cuda:
+    from workbench.train.ranks import current_world
+
+    if t.backend == "auto" and cuda and current_world().size > 1:
+        notes.append("several processes: training with PEFT + TRL (train.backend=unsloth to try Unsloth under DDP)")
+    elif t.backend in ("auto", "unsloth") and cuda:
         if _unsloth_available():
             backend = "unsloth"
         elif t.backend == "unsloth":

@@ -14,6 +14,7 @@ from workbench.records import Conversation
 from workbench.recipe import ModelConfig, Recipe
 from workbench.train.backend import Platform, detect, unsloth_peft_kwargs
 from workbench.train.data import Prepared, as_dataset, end_of_turn_id, prepare
+from workbench.train.ranks import World, current_world, describe, model_kwargs
 from workbench.train.log import ProgressFn, TrainEvent
 
 __all__ = ["Platform", "Prepared", "TrainResult", "detect", "load_model", "prepare", "train"]
@@ -73,13 +74,13 @@ def load_model(recipe: Recipe, path: str, plat: Platform) -> tuple[Any, Any]:
 
     from workbench.train import lora
 
-    q, lc = recipe.quant, recipe.lora
-    compute = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(q.compute_dtype, plat.dtype)
+    lc = recipe.lora
     if plat.backend == "unsloth":
         from unsloth import FastLanguageModel
 
         model, _ = FastLanguageModel.from_pretrained(
-            model_name=path, max_seq_length=recipe.model.max_length, dtype=None, load_in_4bit=plat.quantize
+            model_name=path, max_seq_length=recipe.model.max_length, dtype=None, load_in_4bit=plat.quantize,
+            device_map={"": current_world().local_rank},
         )
         targets = lora.resolve(model, lc.target_modules, experts=lc.experts)
         # every LoRA option goes through the same PEFT config (and its checks) as on the PEFT path
@@ -90,17 +91,9 @@ def load_model(recipe: Recipe, path: str, plat: Platform) -> tuple[Any, Any]:
         )
         return model, targets
     from peft import get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": plat.dtype if recipe.model.dtype == "auto" else getattr(torch, recipe.model.dtype)}
-    if recipe.model.attn_implementation:
-        kwargs["attn_implementation"] = recipe.model.attn_implementation
-    if plat.quantize:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=q.bnb_4bit_quant_type, bnb_4bit_use_double_quant=q.double_quant,
-            bnb_4bit_compute_dtype=compute if q.compute_dtype != "auto" else plat.dtype,
-        )
-        kwargs["device_map"] = {"": 0 if plat.cuda else "cpu"}
+    kwargs = model_kwargs(recipe, plat, current_world())
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
@@ -165,6 +158,9 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool, pac
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # DDP: every LoRA weight gets a gradient each step unless routed experts are adapted (an expert a batch
+        # never routes to has none), so skip DDP's unused-parameter search except then
+        ddp_find_unused_parameters=recipe.lora.experts if current_world().size > 1 else None,
     )
 
 
@@ -263,16 +259,21 @@ def train(
     """
     from workbench.train.lock import run_lock
 
+    world = current_world()
+    if not world.main:
+        on_progress = None  # only rank 0 reports, logs and writes; the other ranks train and return
     emit = on_progress or (lambda e: None)
     out = Path(run_dir) if run_dir is not None else recipe.resolved_run_dir()
     mode = "required" if resume is True else "fresh" if resume is False else resume
+    if world.size > 1:  # launched ranks: the process that launched them (`--nproc`) holds the run directory's lock
+        return _train(recipe, out, mode, emit, prepared, data_stages, stage_key, world)
     with run_lock(out, command="workbench train", on_message=lambda m: emit(TrainEvent("message", message=m))):
-        return _train(recipe, out, mode, emit, prepared, data_stages, stage_key)
+        return _train(recipe, out, mode, emit, prepared, data_stages, stage_key, world)
 
 
 def _train(
     recipe: Recipe, out: Path, mode: Any, emit: ProgressFn, prepared: Prepared | Sequence[Conversation] | None,
-    data_stages: bool | None, stage_key: str | None,
+    data_stages: bool | None, stage_key: str | None, world: Any,
 ) -> TrainResult:
     import torch
 
@@ -321,7 +322,8 @@ def _train(
         n_train, n_total = lora.trainable(model)
         say(f"{plat.backend} backend, {plat.precision}{', 4-bit NF4 base' if plat.quantize else ''}; LoRA on {targets.describe()} "
             f"[{targets.per_kind()}]; trainable parameters {n_train:,} of {n_total:,} ({100 * n_train / max(n_total, 1):.2f}%)")
-        (out / "recipe.yaml").write_text(f"# workbench train {out / 'recipe.yaml'}\n" + recipe.to_yaml(), encoding="utf-8")
+        if world.main:
+            (out / "recipe.yaml").write_text(f"# workbench train {out / 'recipe.yaml'}\n" + recipe.to_yaml(), encoding="utf-8")
         callbacks = [trainlog.make_callback(emit), checkpoints.marker_callback(key, settings, stage_key)]
         trainer = build_trainer(recipe, model, tokenizer, data, plat, ckpt_dir, callbacks, packing=False if refusal else None)
         try:
@@ -335,7 +337,9 @@ def _train(
             trainer.evaluate()
         stopped = any(getattr(cb, "early_stopping_patience_counter", 0) >= (recipe.train.early_stopping_patience or 10**9) for cb in trainer.callback_handler.callbacks)
         adapter_dir = out / "adapter"
-        trainer.save_model(str(adapter_dir))
+        trainer.save_model(str(adapter_dir))  # every rank: FSDP / ZeRO-3 gather the weights; only rank 0 writes
+        if not world.main:
+            return _rank_result(out, adapter_dir, plat, trainer, len(data.train))
         tokenizer.save_pretrained(str(adapter_dir))
         notes = list(plat.notes) + list(targets.notes)
         notes += trainlog.save_generation_config(trainer.model, tokenizer, adapter_dir, end_of_turn_id(tokenizer))
@@ -370,7 +374,9 @@ def _train(
             "checkpoint": {"key": key, "stage_key": stage_key, "resumed_from": start.name if start else None},
             "versions": trainlog.versions(),
             "duration_s": round(result.train_seconds, 1),
-            "hardware": _hardware(plat),
+            "hardware": _hardware(plat, world),
+            "processes": world.size, "strategy": world.strategy, "distributed": describe(world),
+            "accelerate_config": recipe.train.distributed,
             "result": {k: v for k, v in result.__dict__.items() if k not in ("log",)},
         })  # fmt: skip
         emit(TrainEvent("end", step=result.steps, max_steps=trainer.state.max_steps, loss=result.last_loss, eval_loss=result.eval_loss))
@@ -379,13 +385,21 @@ def _train(
         torch.set_num_threads(prev_threads)
 
 
-def _hardware(plat: Platform) -> str:
-    """One line for the report: the accelerator, or the CPU with the threads torch used."""
+def _hardware(plat: Platform, world: World) -> str:
+    """One line for the report: the accelerator, or the CPU with the threads torch used (per process)."""
     import platform as pf
 
     import torch
 
+    each = f"{world.size} processes, each on " if world.size > 1 else ""
     if plat.cuda:
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+        return f"{each}{torch.cuda.get_device_name(world.local_rank)} (CUDA {torch.version.cuda})"
     cpu = pf.processor() or pf.machine()
-    return f"CPU {cpu}, {os.cpu_count()} cores, {plat.threads or torch.get_num_threads()} torch thread(s)"
+    return f"{each}CPU {cpu}, {os.cpu_count()} cores, {plat.threads or torch.get_num_threads()} torch thread(s)"
+
+
+def _rank_result(out: Path, adapter_dir: Path, plat: Platform, trainer: Any, examples: int) -> TrainResult:
+    """What a rank other than 0 returns: the steps it took, nothing it wrote."""
+    return TrainResult(run_dir=out, adapter_dir=adapter_dir, backend=plat.backend, steps=trainer.state.global_step,
+                       first_loss=None, last_loss=None, eval_loss=None, stopped_early=False, trainable_params=0,
+                       total_params=0, tokens_per_s=None, examples=examples, log=[])  # fmt: skip
