@@ -415,7 +415,7 @@ def eval_(
     include: Annotated[Optional[list[Path]], typer.Option("--include", help="Another folder of lm-eval task YAMLs (repeatable).")] = None,
     heldout: Annotated[Optional[Path], typer.Option("--heldout", help="Held-out messages file: loss, perplexity, sample generations, and the heldout task's data.")] = None,
     generations: Annotated[int, typer.Option("--generations", help="Sample generations per model from the held-out prompts.")] = 4,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="lm-eval batch size, or auto.")] = "1",
+    batch_size: Annotated[Optional[str], typer.Option("--batch-size", help="lm-eval batch size, or auto [default: auto on CUDA, 32 on CPU].")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... [default: cuda when available].")] = None,
     skip_base_check: Annotated[bool, typer.Option("--skip-base-check", help="Evaluate an adapter even if its adapter_config.json names another base model.")] = False,
     online: Annotated[bool, typer.Option("--online", help="Allow the model hub and dataset downloads (offline by default).")] = False,
@@ -439,17 +439,17 @@ def eval_(
     gen_kwargs = {k: yaml.safe_load(v) for k, v in parse_map(gen).items()} if gen else None
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     data_map = parse_map(data) if data else None
-    bs: int | str = int(batch_size) if batch_size.isdigit() else batch_size
+    bs: int | str | None = None if batch_size is None else int(batch_size) if batch_size.isdigit() else batch_size
     say = lambda msg: err.print(f"[dim]{msg}[/]")  # noqa: E731
     if run_dir is not None:
         if model or adapter:
             raise UsageError("give RUN_DIR or --model/--adapter, not both")
         extra = {k: v for k, v in {"num_fewshot": num_fewshot, "apply_chat_template": chat_template, "system_instruction": system,
-                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device}.items() if v is not None}  # fmt: skip
+                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device, "batch_size": bs}.items() if v is not None}  # fmt: skip
         if heldout:
             extra["heldout"] = str(heldout)
         base, adapted, dest = evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
-                                              data=data_map, allow_online=online, on_progress=say, generations=generations, batch_size=bs, **extra)  # fmt: skip
+                                              data=data_map, allow_online=online, on_progress=say, generations=generations, **extra)  # fmt: skip
     else:
         if not model:
             raise UsageError("give a RUN_DIR, or --model (and --adapter)", "workbench eval runs/x  or  workbench eval --model BASE --adapter runs/x/adapter --tasks gsm8k_local")

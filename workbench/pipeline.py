@@ -181,8 +181,9 @@ class _Run:
                        r.model.max_length, r.check.model_dump(), r.mask.model_dump())  # fmt: skip
         k_train = _key("train", k_check, r.model.model_dump(), r.lora.model_dump(), r.quant.model_dump(),
                        r.train.model_dump(), d.limit, d.seed)  # fmt: skip
-        tasks_dir = Path("recipes/tasks")
-        k_eval = _key("eval", k_train, r.eval.model_dump(), digest_path(tasks_dir) if tasks_dir.is_dir() else None)
+        from workbench.eval.tasks import default_task_dirs
+
+        k_eval = _key("eval", k_train, r.eval.model_dump(), [digest_path(d) for d in default_task_dirs()])  # user's and shipped tasks
         k_report = _key("report", k_eval, r.report.model_dump())
         return dict(zip(STAGES, (k_ingest, k_dedup, k_check, k_train, k_eval, k_report), strict=True))
 
@@ -421,7 +422,7 @@ def stage_eval(r: _Run, **_: Any) -> dict[str, Any]:
     from workbench.eval import evaluate_run
 
     # evaluate reports progress as messages ("base: demo-quantity ..."), not counts
-    base, adapted, path = evaluate_run(r.dir, on_progress=r.hooks.message)
+    base, adapted, path = evaluate_run(r.dir, on_progress=r.hooks.message, recipe=r.recipe)  # this recipe's eval section, not training's copy
     counts: dict[str, Any] = {"path": str(path)}
     for res, who in ((base, "base"), (adapted, "adapter")):
         for task, t in sorted(res.tasks.items()):

@@ -194,10 +194,14 @@ class EvalConfig(Section):
     """Few-shot examples per prompt; None: the task's default."""
     apply_chat_template: bool = True
     """Format prompts with the model's chat template (as the model was trained)."""
-    batch_size: int | str = 1
-    """lm-eval batch size (or "auto")."""
+    batch_size: int | str | None = None
+    """lm-eval batch size for generation and loss (or "auto"); None: auto on CUDA, 32 on CPU."""
     gen_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Generation settings for generative tasks (temperature, max_gen_toks, ...)."""
+    load_in_4bit: bool | None = None
+    """Evaluate base and base+adapter on a 4-bit NF4 base; None: as training loaded it (QLoRA adapters are judged on the base they were trained on)."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """hf: transformers + PEFT through lm-eval; vllm: lm-eval's vLLM backend on CUDA, the adapter served with enable_lora."""
 
 
 class ReportConfig(Section):
