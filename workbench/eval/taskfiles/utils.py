@@ -9,9 +9,8 @@ are joined as ``role: content`` lines.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-from lm_eval.api.task import ConfigurableTask
 
 
 def split_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, str]], str]:
@@ -41,29 +40,46 @@ def process_docs(dataset: Any) -> Any:
     return dataset.map(fields)
 
 
-class HeldoutTask(ConfigurableTask):
-    """A generation task whose chat prompt is the conversation's own turns, not one flattened user message."""
+class HeldoutTask:
+    """lm-eval's ``class:`` route for the held-out tasks: constructing it gives the real task, a
+    ConfigurableTask subclass built on first use (so importing this file loads no ML library)."""
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        config = {k: v for k, v in (config or {}).items() if k != "class"}  # lm-eval's router key, not a TaskConfig field
-        super().__init__(config=config)
+    def __new__(cls, config: dict[str, Any] | None = None) -> Any:
+        return _heldout_class()(config)
 
-    def fewshot_context(  # type: ignore[override]
-        self,
-        doc: dict[str, Any],
-        num_fewshot: int,
-        system_instruction: str | None = None,
-        apply_chat_template: bool = False,
-        fewshot_as_multiturn: bool = False,
-        chat_template: Any = None,
-        gen_prefix: str | None = None,
-    ) -> str:
-        if not (apply_chat_template and chat_template):
-            return super().fewshot_context(
-                doc, num_fewshot, system_instruction=system_instruction, apply_chat_template=apply_chat_template,
-                fewshot_as_multiturn=fewshot_as_multiturn, chat_template=chat_template, gen_prefix=gen_prefix,
-            )  # fmt: skip
-        context, _ = split_messages(doc["messages"])
-        if system_instruction and not any(m["role"] == "system" for m in context):
-            context = [{"role": "system", "content": system_instruction}, *context]
-        return chat_template(context, add_generation_prompt=True)
+    def __init__(self, config: dict[str, Any] | None = None) -> None:  # lm-eval passes config= when __init__ takes it
+        pass
+
+
+@functools.cache
+def _heldout_class() -> type:
+    from lm_eval.api.task import ConfigurableTask  # here, not at import: workbench's modules import no ML library at load
+
+    class Task(ConfigurableTask):  # type: ignore[misc,valid-type]
+        """A generation task whose chat prompt is the conversation's own turns, not one flattened user message."""
+
+        def __init__(self, config: dict[str, Any] | None = None) -> None:
+            config = {k: v for k, v in (config or {}).items() if k != "class"}  # lm-eval's router key, not a TaskConfig field
+            super().__init__(config=config)
+
+        def fewshot_context(  # type: ignore[override]
+            self,
+            doc: dict[str, Any],
+            num_fewshot: int,
+            system_instruction: str | None = None,
+            apply_chat_template: bool = False,
+            fewshot_as_multiturn: bool = False,
+            chat_template: Any = None,
+            gen_prefix: str | None = None,
+        ) -> str:
+            if not (apply_chat_template and chat_template):
+                return super().fewshot_context(
+                    doc, num_fewshot, system_instruction=system_instruction, apply_chat_template=apply_chat_template,
+                    fewshot_as_multiturn=fewshot_as_multiturn, chat_template=chat_template, gen_prefix=gen_prefix,
+                )  # fmt: skip
+            context, _ = split_messages(doc["messages"])
+            if system_instruction and not any(m["role"] == "system" for m in context):
+                context = [{"role": "system", "content": system_instruction}, *context]
+            return str(chat_template(context, add_generation_prompt=True))
+
+    return Task
