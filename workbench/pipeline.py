@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -334,6 +333,7 @@ def stage_dedup(r: _Run, **_: Any) -> dict[str, Any]:
     from workbench.data import write_conversations
     from workbench.dedup import load_against, write_outputs
     from workbench.dedup import summary as dedup_summary
+    from workbench.outputs import write_jsonl
 
     rc, d = r.recipe.dedup, r.recipe.data
     convs = _load(r.p("data", "ingested.jsonl"))
@@ -349,16 +349,20 @@ def stage_dedup(r: _Run, **_: Any) -> dict[str, Any]:
     counts = {"read": len(convs), "kept": len(result.kept), "removed": len(result.removed)}
     counts.update({k: v for k, v in sorted(_reasons(result.removed).items())})
     if isinstance(d.heldout, float):
-        # split after dedup, so no duplicate pair straddles train and held-out
-        kept = list(result.kept)
-        order = sorted(range(len(kept)), key=lambda i: kept[i].id)
-        random.Random(d.seed).shuffle(order)
-        n = max(1, round(len(kept) * d.heldout))
-        held_idx = set(order[:n])
-        write_conversations(r.p("heldout.jsonl"), [c for i, c in enumerate(kept) if i in held_idx])
-        write_conversations(r.p("data", "deduped.jsonl"), [c for i, c in enumerate(kept) if i not in held_idx])
-        counts["heldout"] = n
-        summary["heldout_split"] = {"fraction": d.heldout, "rows": n}
+        # split after dedup (no duplicate pair straddles train and held-out) and after data.limit (1% of the rows used)
+        from workbench.train.data import limit_and_split
+
+        by_id = sorted(result.kept, key=lambda c: c.id)  # the split depends on the rows, not on their file order
+        train, held, over = limit_and_split(by_id, limit=d.limit, heldout=d.heldout, seed=d.seed)
+        keep = {id(c) for c in train}
+        write_conversations(r.p("heldout.jsonl"), held)
+        write_conversations(r.p("data", "deduped.jsonl"), [c for c in result.kept if id(c) in keep])
+        write_jsonl(r.p("data", "over_limit.jsonl"),
+                    (c.to_dict() | {"removed": {"reason": "over_limit", "detail": f"data.limit={d.limit}"}} for c in over))  # fmt: skip
+        counts["heldout"] = len(held)
+        if over:
+            counts["over_limit"] = len(over)
+        summary["heldout_split"] = {"fraction": d.heldout, "rows": len(held), "limit": d.limit, "over_limit": len(over)}
     _write_json(r.p("dedup.json"), summary)
     return counts
 

@@ -202,11 +202,17 @@ class EvalConfig(Section):
     """Evaluate base and base+adapter on a 4-bit NF4 base; None: as training loaded it (QLoRA adapters are judged on the base they were trained on)."""
     backend: Literal["hf", "vllm"] = "hf"
     """hf: transformers + PEFT through lm-eval; vllm: lm-eval's vLLM backend on CUDA, the adapter served with enable_lora."""
+    guard_tasks: list[str] = Field(default_factory=list)
+    """Forgetting guard: general-ability tasks (e.g. general_knowledge, shipped) run before and after besides `tasks`."""
+    guard_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    """The largest fall of a guard task's score that still ships (a larger fall beyond noise is DON'T SHIP)."""
 
 
 class ReportConfig(Section):
     path: str | None = None
     """Where the markdown report goes; None: report.md in the run directory."""
+    note: str | None = None
+    """A sentence printed under the report's title: what the evaluation can and cannot show."""
 
 
 class MergeConfig(Section):

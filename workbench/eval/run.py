@@ -48,6 +48,8 @@ class Settings:
     double_quant: bool = True
     backend: str = "hf"  # hf (transformers + PEFT) | vllm (CUDA; the adapter served through enable_lora)
     template_kwargs: dict[str, Any] | None = None  # chat-template kwargs for every chat render (enable_thinking, ...)
+    guard_tasks: list[str] | None = None  # tasks the report reads as a forgetting guard
+    guard_drop: float | None = None  # the largest guard fall that still ships
 
 
 # --- models and adapters ----------------------------------------------------------------------
@@ -375,6 +377,7 @@ def evaluate_run(
         held_file = Path(recipe.data.heldout)
     ev = recipe.eval
     names = list(tasks) if tasks is not None else list(ev.tasks)
+    names += [g for g in ev.guard_tasks if g not in names]  # the forgetting guard runs with the same settings
     if held_file is None and any(t.startswith("heldout") for t in names) and not any(t.startswith("heldout") for t in (data or {})):
         raise WorkbenchError(f"{p['run']}: no held-out file for the heldout task(s)", "pass --data heldout=FILE (a messages JSONL)")
     if not names and held_file is None:
@@ -388,6 +391,7 @@ def evaluate_run(
         batch_size=ev.batch_size, tokenizer=str(tok_dir) if tok_dir else None, heldout=str(held_file) if held_file else None,
         threads=recipe.train.threads, load_in_4bit=quantized, quant_type=recipe.quant.bnb_4bit_quant_type,
         double_quant=recipe.quant.double_quant, backend=ev.backend, template_kwargs=dict(template_kwargs) if template_kwargs else None,
+        guard_tasks=list(ev.guard_tasks), guard_drop=ev.guard_drop,
     )  # fmt: skip
     for k, v in overrides.items():
         if k not in Settings.__dataclass_fields__:
