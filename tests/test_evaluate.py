@@ -14,7 +14,7 @@ from workbench.eval import results as evalresults
 from workbench.eval import run as ev
 from workbench.eval.paired import compare
 from workbench.errors import WorkbenchError
-from workbench.eval.tasks import prepare_tasks
+from workbench.eval.tasks import SHIPPED, prepare_tasks
 
 GSM8K = "data/gsm8k/test.jsonl"
 HELDOUT = [
@@ -240,9 +240,9 @@ def _task_config(td, name: str) -> dict:  # type: ignore[no-untyped-def]
 def test_a_users_task_replaces_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import yaml
 
-    shipped = yaml.safe_load((prepare_tasks.__globals__["SHIPPED"] / "general_knowledge.yaml").read_text())
+    shipped = yaml.safe_load((SHIPPED / "general_knowledge.yaml").read_text())
     assert shipped["task"] == "general_knowledge"
-    data = prepare_tasks.__globals__["SHIPPED"] / "general" / "general_knowledge.jsonl"
+    data = SHIPPED / "general" / "general_knowledge.jsonl"
     for where, size in (("include", 7), ("cwd", 3)):
         mine = {**shipped, "num_fewshot": size, "dataset_kwargs": {"data_files": {"test": str(data)}}}
         folder = tmp_path / where / ("tasks" if where == "include" else "recipes/tasks")
@@ -260,7 +260,7 @@ def test_gsm8k_local_reproduces_lm_evals_gsm8k() -> None:
     import yaml
     import lm_eval
 
-    ours = prepare_tasks.__globals__["SHIPPED"]
+    ours = SHIPPED
     theirs = Path(lm_eval.__file__).parent / "tasks" / "gsm8k"
     for mine, lm in (("gsm8k_local.yaml", "gsm8k.yaml"), ("gsm8k_local_chat.yaml", "gsm8k-cot-llama.yaml")):
         a, b = yaml.safe_load((ours / mine).read_text()), yaml.safe_load((theirs / lm).read_text())
@@ -276,7 +276,7 @@ def test_gsm8k_local_draws_five_shots_from_train(model_dir: Path) -> None:
     """5-shot without the chat template: five worked train examples, then the test question (lm-eval's prompt)."""
     base = ev.evaluate(model_dir, tasks=["gsm8k_local"], limit=1, apply_chat_template=False, gen_kwargs={"max_gen_toks": 2})
     prompt = base.samples["gsm8k_local"][0].prompt
-    train = (prepare_tasks.__globals__["SHIPPED"] / "gsm8k" / "train.jsonl").read_text()
+    train = (SHIPPED / "gsm8k" / "train.jsonl").read_text()
     shots = prompt.split("Question: ")[1:]
     assert len(shots) == 6 and prompt.startswith("Question: ") and prompt.endswith("Answer:")
     assert all(json.dumps(s.split("\nAnswer:")[0])[1:-1] in train for s in shots[:5])
