@@ -477,14 +477,29 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A training run directory (evaluated with `workbench eval RUN_DIR` for the before/after sections).", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Markdown file; PNG figures are written beside it [default: the recipe's report.path, else RUN_DIR/report.md].")] = None,
     results: Annotated[Optional[Path], typer.Option("--results", help="A results JSON to use instead of RUN_DIR/eval.json.")] = None,
+    fail_on_regress: Annotated[bool, typer.Option("--fail-on-regress", help="Exit with code 3 when the decision is DON'T SHIP (for CI).")] = False,
 ) -> None:
-    """Write the run's report: verdict, before/after table, per-item flips, held-out loss and samples,
-    data card, training curves and reproducibility details (markdown + PNG)."""
+    """Write the run's report: the SHIP / DON'T SHIP decision and its evidence, before/after table, per-item
+    flips, held-out loss and samples, data card, training curves and reproducibility details (markdown + PNG)."""
     from workbench.console import err
-    from workbench.report import write_report
+    from workbench.report import decision_of, write_report
 
     dest = write_report(run_dir, output, results=results)
     err.print(f"wrote {dest}")
+    _ship_or_exit(decision_of(run_dir, results=results), fail_on_regress)
+
+
+def _ship_or_exit(decision: object, fail_on_regress: bool) -> None:
+    """Print the decision line; with --fail-on-regress, DON'T SHIP exits 3 (an error is 1, a usage mistake 2)."""
+    from rich.markup import escape
+
+    from workbench.console import err
+
+    if decision is None:
+        return
+    err.print(escape(decision.line.replace("**", "")), soft_wrap=True)  # type: ignore[attr-defined]
+    if fail_on_regress and not decision.ship:  # type: ignore[attr-defined]
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -495,6 +510,7 @@ def run(
     start_from: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on, even when unchanged.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stage records as JSON on stdout.")] = False,
+    fail_on_regress: Annotated[bool, typer.Option("--fail-on-regress", help="Exit with code 3 when the report's decision is DON'T SHIP (for CI).")] = False,
 ) -> None:
     """Run a recipe end to end: ingest, dedup/decontaminate, check, train, eval, report.
 
@@ -525,8 +541,12 @@ def run(
         result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks)
     if as_json:
         print(json.dumps(pipeline.as_dict(result), indent=2, default=str))
-        return
-    render_table(result)
+    else:
+        render_table(result)
+    if result.report is not None:
+        from workbench.report import decision_of
+
+        _ship_or_exit(decision_of(result.run_dir), fail_on_regress)
 
 
 def main() -> None:

@@ -102,7 +102,7 @@ def render(run: Path, out: Path, *, results: Path | None = None) -> tuple[str, D
     parts += _before_after(comp, recipe, out.parent, f"{stem}-before-after.png")
     parts += _flips(comp)
     parts += _heldout(comp)
-    parts += data_card(run, info)
+    parts += data_card(run, info, recipe)
     log = _json(run / "train_log.json")
     figure = f"{stem}-loss.png"
     drawn = isinstance(log, list) and loss_figure(log, out.parent / figure, title=f"{name}: training and eval loss")

@@ -37,7 +37,7 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
 # --- data card ----------------------------------------------------------------------------------
 
 
-def data_card(run: Path, info: dict[str, Any]) -> list[str]:
+def data_card(run: Path, info: dict[str, Any], recipe: dict[str, Any] | None = None) -> list[str]:
     """Rows read, and where each one went: rejected, removed by reason, over the limit, held out, too long,
     dropped before training, trained on. The ledger must add up to the rows read; the card says whether it does."""
     out = ["## Data card", ""]
@@ -75,8 +75,11 @@ def data_card(run: Path, info: dict[str, Any]) -> list[str]:
         for k, v in dropped.items():
             add(f"dropped before training: {k}", v)
         add("trained on", ex.get("train"))
-        if not split.get("rows"):
-            rows.append(["held out (separate file)", ex.get("eval")])
+        fraction = (recipe or {}).get("data", {}).get("heldout")
+        if not split.get("rows") and isinstance(fraction, float):
+            add(f"held out ({fraction} of the rows)", ex.get("eval"))
+        elif not split.get("rows"):
+            rows.append(["held out (a separate file, not among the rows read)", ex.get("eval")])
     if isinstance(read, int) and ledger:
         total = sum(ledger)
         verdict = "every row accounted for" if total == read else f"{read - total:+d} rows unaccounted for"
