@@ -12,6 +12,7 @@ from workbench.errors import WorkbenchError
 
 BACKENDS = ("hf", "vllm")
 CPU_BATCH = 32  # generation and loss batch on CPU: the demo's 200 items in 7 forward passes per token, not 200
+AUTO_LOSS_BATCH = 8  # held-out loss rows per forward pass when lm-eval's batch is "auto" (full-length rows of a large model)
 THINK_END = "</think>"
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRA kernels are built for
 

@@ -303,8 +303,8 @@ def _evaluate_loaded(model: str, adapter: str | os.PathLike[str] | None, s: Sett
     if conversations and s.backend == "hf":
         say(f"held-out loss {label}")
         model_obj = lm.model
-        cpu_batch = batch if isinstance(batch, int) else be.CPU_BATCH
-        result.heldout = held.loss(model_obj, tok, conversations, path=s.heldout or "", batch_size=cpu_batch)
+        loss_batch = batch if isinstance(batch, int) else be.AUTO_LOSS_BATCH
+        result.heldout = held.loss(model_obj, tok, conversations, path=s.heldout or "", batch_size=loss_batch)
         if s.generations:
             say(f"sample generations {label}")
             max_new = int((s.gen_kwargs or {}).get("max_gen_toks", 128))
