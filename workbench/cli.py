@@ -417,6 +417,9 @@ def eval_(
     generations: Annotated[int, typer.Option("--generations", help="Sample generations per model from the held-out prompts.")] = 4,
     batch_size: Annotated[Optional[str], typer.Option("--batch-size", help="lm-eval batch size, or auto [default: auto on CUDA, 32 on CPU].")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... [default: cuda when available].")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads [default: the recipe's train.threads, else 1 on CPU].")] = None,
+    four_bit: Annotated[Optional[bool], typer.Option("--4bit/--no-4bit", help="Both runs on a 4-bit NF4 base [default with RUN_DIR: as training ran].")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="hf, or vllm (CUDA; the adapter through enable_lora).")] = None,
     skip_base_check: Annotated[bool, typer.Option("--skip-base-check", help="Evaluate an adapter even if its adapter_config.json names another base model.")] = False,
     online: Annotated[bool, typer.Option("--online", help="Allow the model hub and dataset downloads (offline by default).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results file's JSON on stdout.")] = False,
@@ -445,7 +448,8 @@ def eval_(
         if model or adapter:
             raise UsageError("give RUN_DIR or --model/--adapter, not both")
         extra = {k: v for k, v in {"num_fewshot": num_fewshot, "apply_chat_template": chat_template, "system_instruction": system,
-                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device, "batch_size": bs}.items() if v is not None}  # fmt: skip
+                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device, "batch_size": bs, "threads": threads,
+                                   "load_in_4bit": four_bit, "backend": backend}.items() if v is not None}  # fmt: skip
         if heldout:
             extra["heldout"] = str(heldout)
         base, adapted, dest = evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
@@ -457,7 +461,8 @@ def eval_(
             raise UsageError("--tasks names nothing to run", "e.g. --tasks gsm8k_local,heldout")
         settings = Settings(tasks=task_list or [], limit=_limit(limit), num_fewshot=num_fewshot, apply_chat_template=chat_template,
                                system_instruction=system, gen_kwargs=gen_kwargs, seed=seed if seed is not None else 1234, batch_size=bs,
-                               device=device, heldout=str(heldout) if heldout else None, generations=generations)  # fmt: skip
+                               device=device, heldout=str(heldout) if heldout else None, generations=generations, threads=threads,
+                               load_in_4bit=bool(four_bit), backend=backend or "hf")  # fmt: skip
         runs = evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
                                 data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=say)  # fmt: skip
         base, adapted = runs[0], (runs[1] if adapter else None)
