@@ -11,6 +11,10 @@ The table gives, per cell, strict and flexible exact match before and after, hel
 and after, and the train and eval stage times; the last lines give the band (min and max over cells)
 that README states. --data-from copies a finished run's ingest/dedup/check outputs so only the
 model-dependent stages rerun (they do not depend on the base).
+
+--direct runs the same train and eval stage functions in-process on the finished run's checked
+rows (no `workbench run`, so no polars or datasketch: what a machine with only the ML stack
+needs), and --parallel N runs that many cells at once, each pinned to its own threads.
 """
 
 from __future__ import annotations
@@ -65,6 +69,32 @@ def cell(seed: int, threads: int, root: Path, data_from: Path | None, overrides:
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise SystemExit(f"cell {seed}:{threads} failed:\n{r.stderr[-3000:]}")
+    return read_cell(seed, threads, run)
+
+
+def cell_direct(seed: int, threads: int, root: Path, data_from: Path, overrides: list[str]) -> dict[str, Any]:
+    """The train and eval stages as `workbench run` calls them, on data_from's checked rows, in this process."""
+    from workbench import recipe as rc
+    from workbench.data import ingest
+    from workbench.eval import evaluate_run
+    from workbench.train import train
+
+    base = pretrained(root, seed, threads)
+    run = root / f"run-seed{seed}-threads{threads}"
+    recipe = rc.load(REPO / "recipes" / "demo-cpu.yaml", [f"model.name={base}", f"train.threads={threads}", f"run_dir={run}", *overrides])
+    recipe = recipe.model_copy(update={"data": recipe.data.model_copy(update={"heldout": str(data_from / "heldout.jsonl")})})
+    convs = ingest.load([data_from / "data" / "checked.jsonl"]).conversations
+    t0 = time.perf_counter()
+    train(recipe, run_dir=run, prepared=convs)
+    t1 = time.perf_counter()
+    (run / "heldout.jsonl").write_bytes((data_from / "heldout.jsonl").read_bytes())
+    evaluate_run(run, recipe=recipe)
+    t2 = time.perf_counter()
+    (run / "stages.json").write_text(json.dumps({"train": {"seconds": round(t1 - t0, 1)}, "eval": {"seconds": round(t2 - t1, 1)}}))
+    return read_cell(seed, threads, run)
+
+
+def read_cell(seed: int, threads: int, run: Path) -> dict[str, Any]:
     doc = json.loads((run / "eval.json").read_text())
     stages = json.loads((run / "stages.json").read_text())
     m = lambda who, f: doc[who]["tasks"]["demo-quantity"]["metrics"][f"exact_match,{f}"]["value"]  # noqa: E731
@@ -82,14 +112,33 @@ def main() -> None:
     ap.add_argument("--cells", default="0:1,0:2,1:1,2:2", help="SEED:THREADS pairs, comma-separated")
     ap.add_argument("--data-from", type=Path, default=REPO / "runs" / "demo-cpu", help="a finished demo run to copy the data stages from")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "demo_band")
+    ap.add_argument("--direct", action="store_true", help="train and eval in-process on --data-from's checked rows")
+    ap.add_argument("--parallel", type=int, default=1, help="cells run at once (--direct)")
     ap.add_argument("overrides", nargs="*", help="extra KEY=VALUE recipe overrides (e.g. train.max_steps=600)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    specs = [tuple(int(x) for x in spec.split(":")) for spec in args.cells.split(",")]
     rows = []
-    for spec in args.cells.split(","):
-        seed, threads = (int(x) for x in spec.split(":"))
+    if args.direct and args.parallel > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(args.parallel) as pool:
+            futures = {pool.submit(cell_direct, sd, th, args.out, args.data_from, args.overrides): (sd, th) for sd, th in specs}
+            for fut in as_completed(futures):
+                try:
+                    rows.append(fut.result())
+                except Exception as e:  # one failed cell must not lose the others
+                    print(f"cell {futures[fut]} failed: {type(e).__name__}: {e}", flush=True)
+                    continue
+                print("  " + json.dumps(rows[-1]), flush=True)
+                (args.out / "band.json").write_text(json.dumps(rows, indent=1) + "\n")
+        rows.sort(key=lambda r: (r["seed"], r["threads"]))
+    for seed, threads in ([] if args.direct and args.parallel > 1 else specs):
         print(f"cell seed {seed}, threads {threads}", flush=True)
-        rows.append(cell(seed, threads, args.out, args.data_from if args.data_from.is_dir() else None, args.overrides))
+        if args.direct:
+            rows.append(cell_direct(seed, threads, args.out, args.data_from, args.overrides))
+        else:
+            rows.append(cell(seed, threads, args.out, args.data_from if args.data_from.is_dir() else None, args.overrides))
         print("  " + json.dumps(rows[-1]), flush=True)
         (args.out / "band.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(f"\nload average {os.getloadavg()[0]:.1f} (figures of time are noisy on a shared machine)")
