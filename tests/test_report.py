@@ -351,3 +351,37 @@ def test_cli_fail_on_regress_exits_3_on_dont_ship(golden_run: Path, tmp_path: Pa
     assert r.returncode == 0 and "DON'T SHIP: no target metric rose beyond noise" in r.stderr
     r = cli("report", str(golden_run), "-o", str(tmp_path / "r.md"), "--fail-on-regress")
     assert r.returncode == 3 and "Traceback" not in r.stderr
+
+
+def test_data_card_accounts_for_rows_over_the_limit_held_out_and_too_long(golden_run: Path, tmp_path: Path) -> None:
+    dedup = json.loads((golden_run / "dedup.json").read_text())
+    dedup["heldout_split"] = {"fraction": 0.1, "rows": 10, "limit": 100, "over_limit": 103}
+    (golden_run / "dedup.json").write_text(json.dumps(dedup))
+    stats = json.loads((golden_run / "stats.json").read_text())
+    (golden_run / "stats.json").write_text(json.dumps({**stats, "too_long_removed": 3}))
+    info = json.loads((golden_run / "run.json").read_text())
+    info["examples"] = {"train": 87, "eval": 10, "rows_in": 87, "dropped": {}}
+    (golden_run / "run.json").write_text(json.dumps(info))
+    text = write_report(golden_run, tmp_path / "r.md").read_text()
+    for row in ("| over data.limit=100 | 103 |", "| held out (0.1 of the rows used) | 10 |", "| removed: too_long (over model.max_length) | 3 |",
+                "| trained on | 87 |", "| rows accounted for | 212 of 212: every row accounted for |"):  # 2 + 7 + 103 + 10 + 3 + 87
+        assert row in text, row
+    info["examples"]["train"] = 80  # seven rows vanish: the card says so
+    (golden_run / "run.json").write_text(json.dumps(info))
+    assert "| rows accounted for | 205 of 212: +7 rows unaccounted for |" in write_report(golden_run, tmp_path / "r.md").read_text()
+
+
+def test_training_section_reads_the_applied_adapter_and_summed_sessions(golden_run: Path, tmp_path: Path) -> None:
+    (golden_run / "eval.json").unlink()  # this adapter folder is not the one the results evaluated
+    (golden_run / "adapter").mkdir()
+    (golden_run / "adapter" / "adapter_config.json").write_text(json.dumps(
+        {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "use_dora": False, "use_rslora": True, "target_modules": ["v_proj", "q_proj"]}))
+    info = json.loads((golden_run / "run.json").read_text())
+    info.update(segments=3, duration_s=500.0, tokens=123456, eval_loss_from="best checkpoint (restored)")
+    info["targets"] = {}
+    (golden_run / "run.json").write_text(json.dumps(info))
+    text = write_report(golden_run, tmp_path / "r.md").read_text()
+    assert "| method | LoRA; r 8, alpha 16, dropout 0.05, rsLoRA |" in text and "DoRA" not in text
+    assert "| targets | q_proj, v_proj |" in text
+    assert "| duration | 500 s over 3 sessions (resumed 2×; summed) |" in text and "| tokens trained on | 123,456 (summed over sessions) |" in text
+    assert "| eval loss (restored best checkpoint) | 2.0130 |" in text
