@@ -43,14 +43,14 @@ def before_after_figure(deltas: Sequence[Delta], path: Path, title: str = "base 
     sliver = top * 0.004  # the width a zero gets, so its bar is drawn
     for offset, key, err, label, color in ((-height / 2, "before", "before_stderr", "base", "#9e9e9e"),
                                           (height / 2, "after", "after_stderr", "base+adapter", "#1f77b4")):  # fmt: skip
-        values = [getattr(d, key) for d in deltas]
-        bars = ax.barh([y + offset for y in ys], [max(v, sliver) for v in values], height, xerr=[getattr(d, err) or 0 for d in deltas],
+        values, errs = [getattr(d, key) for d in deltas], [getattr(d, err) or 0 for d in deltas]
+        bars = ax.barh([y + offset for y in ys], [max(v, sliver) for v in values], height, xerr=errs,
                        label=label, color=color, edgecolor="#333333", linewidth=0.6, capsize=3)  # fmt: skip
-        for bar, v in zip(bars, values):
-            ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, f"{v:.3f}", va="center", fontsize=7)
+        for bar, v, e in zip(bars, values, errs):  # the value just past the error bar, never on it
+            ax.text(max(v, sliver) + e + top * 0.015, bar.get_y() + bar.get_height() / 2, f"{v:.3f}", va="center", fontsize=7)
     ax.set_yticks(ys, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, top * 1.12)
+    ax.set_xlim(0, top * 1.15)
     ax.set_xlabel("score (±1 standard error)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
