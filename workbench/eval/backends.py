@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,39 @@ def hf_lm(model: str, adapter: str | Path | None, *, device: str, dtype: str, ba
         return HFLM(pretrained=base, tokenizer=tok, batch_size=batch_size, add_bos_token=add_bos_token, **extra)
     except OSError as e:
         raise WorkbenchError(f"cannot load {model}: {str(e).splitlines()[0]}", "offline: give a local folder or a cached hub name") from None
+
+
+@contextlib.contextmanager
+def offline(enabled: bool = True) -> Iterator[None]:
+    """HF_HUB_OFFLINE / HF_DATASETS_OFFLINE on unless the caller set them; restored afterwards."""
+    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    before = {k: os.environ.get(k) for k in keys}
+    if enabled:
+        for k in keys:
+            os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def versions_of(packages: Sequence[str]) -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -7,12 +7,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.eval import backends as be
+from workbench.eval.backends import default_device as _default_device
+from workbench.eval.backends import offline, versions_of
 from workbench.eval import heldout as held
 from workbench.errors import WorkbenchError
 from workbench.eval.results import EvalResults, from_lm_eval
@@ -128,24 +130,6 @@ def check_adapter_base(adapter: str | os.PathLike[str], model: str, spec: str | 
 
 
 # --- running ----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def offline(enabled: bool = True) -> Iterator[None]:
-    """HF_HUB_OFFLINE / HF_DATASETS_OFFLINE on unless the caller set them; restored afterwards."""
-    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    before = {k: os.environ.get(k) for k in keys}
-    if enabled:
-        for k in keys:
-            os.environ.setdefault(k, "1")
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def evaluate(
@@ -311,24 +295,6 @@ def _evaluate_loaded(model: str, adapter: str | os.PathLike[str] | None, s: Sett
             result.generations = held.generate(model_obj, tok, conversations[: s.generations], chat=chat, max_new_tokens=max_new,
                                                seed=s.seed, template_kwargs=s.template_kwargs)  # fmt: skip
     return result
-
-
-def versions_of(packages: Sequence[str]) -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --- a training run ---------------------------------------------------------------------------
