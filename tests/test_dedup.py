@@ -197,7 +197,7 @@ def test_system_prompt_does_not_count() -> None:
 def test_reason_rule() -> None:
     assert reason_for("eval/test.jsonl") == "contaminated"
     assert reason_for("gsm8k.jsonl") == "contaminated"
-    assert reason_for("recipes/tasks/gsm8k_local.yaml") == "contaminated"
+    assert reason_for("workbench/eval/taskfiles/gsm8k_local.yaml") == "contaminated"
     assert reason_for("data/val.jsonl") == "leaked"
     assert reason_for("my_dev_split.csv") == "leaked"
     assert reason_for("test.jsonl", leak=True) == "leaked"
@@ -243,7 +243,7 @@ def gsm8k(fixtures_dir: Path):  # type: ignore[no-untyped-def]
 def test_task_yaml_reads_local_gsm8k(gsm8k, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     import yaml
 
-    task = REPO / "recipes" / "tasks" / "gsm8k_local.yaml"
+    task = REPO / "workbench" / "eval" / "taskfiles" / "gsm8k_local.yaml"
     data = yaml.safe_load(task.read_text())["dataset_kwargs"]["data_files"]["test"]
     if not Path(data).is_absolute():  # lm-eval resolves data_files against the working directory
         (tmp_path / data).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from workbench.eval import results as evalresults
 from workbench.eval import run as ev
 from workbench.eval.paired import compare
 from workbench.errors import WorkbenchError
-from workbench.eval.tasks import prepare_tasks
+from workbench.eval.tasks import SHIPPED, prepare_tasks
 
 GSM8K = "data/gsm8k/test.jsonl"
 HELDOUT = [
@@ -227,3 +227,57 @@ def test_cli_eval_run_dir_then_report(model_dir: Path, adapter: Path, heldout_fi
     r = subprocess.run([sys.executable, "-m", "workbench", "eval", "--model", str(model_dir), "--adapter", str(tmp_path / "other"),
                         "--tasks", "heldout"], capture_output=True, text=True, env=env, check=False)  # fmt: skip
     assert r.returncode == 1 and "trained on /models/other" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- where tasks come from ----------------------------------------------------------------------
+
+
+def _task_config(td, name: str) -> dict:  # type: ignore[no-untyped-def]
+    task = td.manager().load_task_or_group([name])[name]
+    return task.config.to_dict() if hasattr(task.config, "to_dict") else dict(task.config)
+
+
+def test_a_users_task_replaces_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    shipped = yaml.safe_load((SHIPPED / "general_knowledge.yaml").read_text())
+    assert shipped["task"] == "general_knowledge"
+    data = SHIPPED / "general" / "general_knowledge.jsonl"
+    for where, size in (("include", 7), ("cwd", 3)):
+        mine = {**shipped, "num_fewshot": size, "dataset_kwargs": {"data_files": {"test": str(data)}}}
+        folder = tmp_path / where / ("tasks" if where == "include" else "recipes/tasks")
+        folder.mkdir(parents=True)
+        (folder / "edited.yaml").write_text(yaml.safe_dump(mine))
+    monkeypatch.chdir(tmp_path / "cwd")  # recipes/tasks here is the project's own folder
+    with prepare_tasks(["general_knowledge"]) as td:
+        assert td.local["general_knowledge"].parent == td.dirs[0] and _task_config(td, "general_knowledge")["num_fewshot"] == 3
+    with prepare_tasks(["general_knowledge"], include_path=tmp_path / "include" / "tasks") as td:  # --include beats both
+        assert _task_config(td, "general_knowledge")["num_fewshot"] == 7
+
+
+def test_gsm8k_local_reproduces_lm_evals_gsm8k() -> None:
+    """The shipped GSM8K tasks are lm-eval's own gsm8k and gsm8k_cot_llama with local data: every scoring field equal."""
+    import yaml
+    import lm_eval
+
+    ours = SHIPPED
+    theirs = Path(lm_eval.__file__).parent / "tasks" / "gsm8k"
+    for mine, lm in (("gsm8k_local.yaml", "gsm8k.yaml"), ("gsm8k_local_chat.yaml", "gsm8k-cot-llama.yaml")):
+        a, b = yaml.safe_load((ours / mine).read_text()), yaml.safe_load((theirs / lm).read_text())
+        differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+        assert differ == {"task", "dataset_path", "dataset_name", "dataset_kwargs", "tag"}, (mine, differ)
+    cfg = yaml.safe_load((ours / "gsm8k_local.yaml").read_text())
+    assert cfg["num_fewshot"] == 5 and cfg["fewshot_split"] == "train"
+    for split in ("train", "test"):
+        assert (ours / cfg["dataset_kwargs"]["data_files"][split]).is_file()
+
+
+def test_gsm8k_local_draws_five_shots_from_train(model_dir: Path) -> None:
+    """5-shot without the chat template: five worked train examples, then the test question (lm-eval's prompt)."""
+    base = ev.evaluate(model_dir, tasks=["gsm8k_local"], limit=1, apply_chat_template=False, gen_kwargs={"max_gen_toks": 2})
+    prompt = base.samples["gsm8k_local"][0].prompt
+    train = (SHIPPED / "gsm8k" / "train.jsonl").read_text()
+    shots = prompt.split("Question: ")[1:]
+    assert len(shots) == 6 and prompt.startswith("Question: ") and prompt.endswith("Answer:")
+    assert all(json.dumps(s.split("\nAnswer:")[0])[1:-1] in train for s in shots[:5])
+    assert shots[-1].startswith("Janet") and base.tasks["gsm8k_local"].num_fewshot == 5

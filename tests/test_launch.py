@@ -170,14 +170,14 @@ def test_qlora_fsdp_without_the_settings_it_needs_and_unsloth_under_fsdp_are_ref
 
 
 def test_the_report_says_how_many_processes_trained(tmp_path: Path) -> None:
-    from workbench.report.markdown import _training
+    from workbench.report.sections import training as _training
 
     golden = REPO / "tests" / "data" / "report" / "run"
     info = json.loads((golden / "run.json").read_text())
     recipe_raw = rc.yaml_load((golden / "recipe.yaml").read_text())
-    assert not any("processes" in line for line in _training(golden, info, recipe_raw, tmp_path, "loss.png"))  # not recorded then
+    assert not any("processes" in line for line in _training(golden, info, recipe_raw, None))  # not recorded then
     info |= {"processes": 4, "strategy": "fsdp", "distributed": describe(World(0, 0, 4, "fsdp"))}
-    table = "\n".join(_training(golden, info, recipe_raw, tmp_path, "loss.png"))
+    table = "\n".join(_training(golden, info, recipe_raw, None))
     assert "| processes | 4 processes (FSDP) |" in table and "accumulation × 4 processes" in table
 
 
@@ -263,9 +263,9 @@ def test_two_processes_train_like_one_with_twice_the_batch(runs: dict[str, Any])
     msgs = [e.message for e in runs["events"] if e.kind == "message" and "trainable parameters" in (e.message or "")]
     assert len(msgs) == 1 and [e.kind for e in runs["events"]].count("end") == 1
     assert json.loads((out / "launch.json").read_text())["command"][-3:-1] == ["-m", "workbench.train.worker"]
-    from workbench.report.markdown import _training
+    from workbench.report.sections import training as _training
 
-    table = "\n".join(_training(out, info, rc.yaml_load((out / "recipe.yaml").read_text()), out, "loss.png"))
+    table = "\n".join(_training(out, info, rc.yaml_load((out / "recipe.yaml").read_text()), None))
     assert "2 processes (DDP)" in table and "× 2 processes" in table
 
 

@@ -56,9 +56,10 @@ def run_result(passes: dict[str, set[int]], n: dict[str, int], *, adapter: bool,
         t.metrics[metric_key] = Metric(sum(values) / len(values), stderr(values))
         for i, v in enumerate(values):
             answer = f"#### {i}" if v else f"#### {i + 100}"
+            raw = f"{'adapter' if adapter else 'base'} says {answer}"  # what the model wrote; the filter keeps the number
             samples.setdefault(task, []).append(Sample(
                 doc_id=i, filter=filt, prompt=f"Question {i}: what is {i} + 0?", target=f"{i} + 0 = {i}\n#### {i}",
-                response=(f"{'adapter' if adapter else 'base'} says {answer}" if filt != "none" else answer), metrics={metric: v},
+                response=(answer.split()[-1] if filt != "none" else answer), metrics={metric: v}, raw=raw if filt != "none" else "",
             ))  # fmt: skip
     for rows in samples.values():
         rows.sort(key=lambda s: (s.filter, s.doc_id))
@@ -124,7 +125,8 @@ def test_compare_deltas_and_flips() -> None:
     assert [x.doc_id for x in f.pass_to_fail] == [2, 3]
     assert (f.paired, f.both_pass, f.both_fail) == (20, 2, 9)
     assert f.paired == f.both_pass + f.both_fail + len(f.fail_to_pass) + len(f.pass_to_fail)
-    assert f.fail_to_pass[0].before.startswith("base") and f.fail_to_pass[0].after.startswith("adapter")
+    assert f.fail_to_pass[0].before_raw.startswith("base") and f.fail_to_pass[0].after_raw.startswith("adapter")
+    assert (f.fail_to_pass[0].before, f.fail_to_pass[0].after) == ("104", "4")  # the filtered answers beside the raw text
     assert comp.heldout and comp.heldout["after"] < comp.heldout["before"]
     assert [g["after"] for g in comp.generations] == ["Red.", "7"]
 
@@ -205,14 +207,20 @@ def test_report_is_deterministic(golden_run: Path, tmp_path: Path) -> None:
 
 def test_report_sections(golden_run: Path, tmp_path: Path) -> None:
     text = write_report(golden_run, tmp_path / "r.md").read_text()
-    verdict = next(line for line in text.splitlines() if line.startswith("**Verdict:**"))
-    assert "2 improved" in verdict and "1 regressed" in verdict
+    decision = next(line for line in text.splitlines() if line.startswith(("**SHIP**", "**DON'T SHIP**")))
+    # 7 fail->pass against 2 pass->fail on 20 items is within noise (McNemar p = 0.18): no ship
+    assert decision.startswith("**DON'T SHIP**: no target metric rose beyond noise")
+    assert "| gsm8k_local | exact_match,strict-match | target | 20 | 0.200 | 0.450 | +0.250 |" in text
+    assert "McNemar: 0.180 | 7 / 2 | no change beyond noise |" in text
+    assert "/models/tiny-chatml" not in text and "Base model `tiny:chatml` (fingerprint `f00d`)" in text
     assert "| gsm8k_local | exact_match,strict-match | 20 | 0.200 | 0.450 | +0.250 |" in text
     assert "| gsm8k_local | exact_match,strict-match | 20 | 7 | 2 | 2 | 9 |" in text
     assert "| removed: contaminated | 1 |" in text
     assert "trained-token share | 42.9%" in text
     assert "36,864 of 188,736 (19.53%)" in text
-    for heading in ("## Before / after", "## Per-item flips", "## Held-out split", "## Data card", "## Training", "## Reproducibility"):
+    assert "| rows accounted for | 212 of 212: every row accounted for |" in text
+    assert "base wrote:" in text and "base's answer as the filter read it: `104`" in text
+    for heading in ("## Decision", "## Before / after", "## Per-item flips", "## Held-out split", "## Data card", "## Training", "## Reproducibility"):
         assert heading in text
 
 
@@ -221,7 +229,7 @@ def test_report_without_eval_or_summaries(tmp_path: Path) -> None:
     run.mkdir()
     shutil.copy(GOLDEN / "run" / "recipe.yaml", run / "recipe.yaml")
     text = write_report(run, tmp_path / "r.md").read_text()
-    assert "not evaluated (no `eval.json`" in text
+    assert "not evaluated (no `eval.json`" in text and "SHIP" not in text
     assert "No data summaries" in text
     assert not (tmp_path / "r-before-after.png").exists()
 
@@ -276,3 +284,104 @@ def test_task_config_hash_ignores_where_data_lies_and_function_addresses(tmp_pat
     assert config_hash(cfg(a)) == config_hash(cfg(b))  # other file, other function object, same content
     b.write_text('{"q": 2}\n')
     assert config_hash(cfg(a)) != config_hash(cfg(b))
+
+
+# --- the decision -------------------------------------------------------------------------------
+
+
+def test_paired_interval_and_mcnemar_match_the_references() -> None:
+    from workbench.eval.paired import paired_ci
+
+    lo, hi = paired_ci(7, 2, 20)
+    d, se = (7.5 - 2.5) / 22, math.sqrt((7.5 + 2.5) - (7.5 - 2.5) ** 2 / 22) / 22  # Agresti-Min: +1/2 in each cell
+    assert (lo, hi) == (pytest.approx(d - 1.959964 * se), pytest.approx(d + 1.959964 * se))
+    lo0, hi0 = paired_ci(0, 0, 50)
+    assert lo0 == pytest.approx(-hi0) and hi0 > 0  # nothing flipped: an interval around 0, not a point
+    assert paired_ci(200, 0, 200)[1] == 1.0
+    scipy = pytest.importorskip("scipy.stats")
+    for b, c in ((7, 2), (183, 0), (3, 9), (40, 41)):
+        assert mcnemar(b, c) == pytest.approx(scipy.binomtest(min(b, c), b + c, 0.5).pvalue)
+
+
+def _comp(base_pass: dict[str, set[int]], after_pass: dict[str, set[int]], n: dict[str, int], loss: tuple[float, float] = (2.0, 1.0)):  # type: ignore[no-untyped-def]
+    base = run_result(base_pass, n, adapter=False, loss=loss[0])
+    adapted = run_result(after_pass, n, adapter=True, loss=loss[1])
+    base.generations = adapted.generations = []
+    return compare(base, adapted)
+
+
+def test_a_metric_that_cannot_move_is_left_out_with_its_reason() -> None:
+    from workbench.eval.verdict import decide
+
+    n = {"gsm": 40}
+    comp = _comp({"gsm:exact_match,strict-match": set(), "gsm:exact_match,flexible-extract": set(range(5))},
+                 {"gsm:exact_match,strict-match": set(), "gsm:exact_match,flexible-extract": set(range(30))}, n)  # fmt: skip
+    d = decide(comp)
+    assert d.ship and any("strict-match is left out: no item passes in either run" in x for x in d.notes)
+    assert [e.metric for e in d.evidence if e.improved] == ["exact_match,flexible-extract"]
+    only_frozen = _comp({"gsm:exact_match,strict-match": set()}, {"gsm:exact_match,strict-match": set()}, n)
+    assert not decide(only_frozen).ship and "no target metric can show a change" in decide(only_frozen).line
+
+
+def test_forgetting_guard_that_falls_beyond_its_threshold_blocks_shipping() -> None:
+    from workbench.eval.verdict import decide
+
+    n = {"gsm": 40, "general_knowledge": 80}
+    before = {"gsm:exact_match,none": set(range(5)), "general_knowledge:acc,none": set(range(70))}
+    kept = {"gsm:exact_match,none": set(range(35)), "general_knowledge:acc,none": set(range(68))}  # -0.025: within 0.05
+    lost = {"gsm:exact_match,none": set(range(35)), "general_knowledge:acc,none": set(range(40))}  # -0.375, beyond noise
+    ok = decide(_comp(before, kept, n), guard_tasks=["general_knowledge"])
+    assert ok.ship and "forgetting guard general_knowledge acc,none 0.875 → 0.850" in ok.line
+    bad = decide(_comp(before, lost, n), guard_tasks=["general_knowledge"], guard_drop=0.05)
+    assert not bad.ship and bad.line.startswith("**DON'T SHIP**: forgetting guard general_knowledge acc,none 0.875 → 0.500")
+    assert not decide(_comp(before, kept, n, loss=(1.0, 1.2)), guard_tasks=["general_knowledge"]).ship  # held-out loss rose
+
+
+def test_target_that_falls_beyond_noise_blocks_shipping() -> None:
+    from workbench.eval.verdict import decide
+
+    n = {"a": 40, "b": 40}
+    d = decide(_comp({"a:exact_match,none": set(), "b:exact_match,none": set(range(30))},
+                     {"a:exact_match,none": set(range(30)), "b:exact_match,none": set()}, n))  # fmt: skip
+    assert not d.ship and "b exact_match,none 0.750 → 0.000" in d.line and "fell beyond noise" in d.line
+
+
+def test_cli_fail_on_regress_exits_3_on_dont_ship(golden_run: Path, tmp_path: Path) -> None:
+    r = cli("report", str(golden_run), "-o", str(tmp_path / "r.md"))
+    assert r.returncode == 0 and "DON'T SHIP: no target metric rose beyond noise" in r.stderr
+    r = cli("report", str(golden_run), "-o", str(tmp_path / "r.md"), "--fail-on-regress")
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+
+
+def test_data_card_accounts_for_rows_over_the_limit_held_out_and_too_long(golden_run: Path, tmp_path: Path) -> None:
+    dedup = json.loads((golden_run / "dedup.json").read_text())
+    dedup["heldout_split"] = {"fraction": 0.1, "rows": 10, "limit": 100, "over_limit": 103}
+    (golden_run / "dedup.json").write_text(json.dumps(dedup))
+    stats = json.loads((golden_run / "stats.json").read_text())
+    (golden_run / "stats.json").write_text(json.dumps({**stats, "too_long_removed": 3}))
+    info = json.loads((golden_run / "run.json").read_text())
+    info["examples"] = {"train": 87, "eval": 10, "rows_in": 87, "dropped": {}}
+    (golden_run / "run.json").write_text(json.dumps(info))
+    text = write_report(golden_run, tmp_path / "r.md").read_text()
+    for row in ("| over data.limit=100 | 103 |", "| held out (0.1 of the rows used) | 10 |", "| removed: too_long (over model.max_length) | 3 |",
+                "| trained on | 87 |", "| rows accounted for | 212 of 212: every row accounted for |"):  # 2 + 7 + 103 + 10 + 3 + 87
+        assert row in text, row
+    info["examples"]["train"] = 80  # seven rows vanish: the card says so
+    (golden_run / "run.json").write_text(json.dumps(info))
+    assert "| rows accounted for | 205 of 212: +7 rows unaccounted for |" in write_report(golden_run, tmp_path / "r.md").read_text()
+
+
+def test_training_section_reads_the_applied_adapter_and_summed_sessions(golden_run: Path, tmp_path: Path) -> None:
+    (golden_run / "eval.json").unlink()  # this adapter folder is not the one the results evaluated
+    (golden_run / "adapter").mkdir()
+    (golden_run / "adapter" / "adapter_config.json").write_text(json.dumps(
+        {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "use_dora": False, "use_rslora": True, "target_modules": ["v_proj", "q_proj"]}))
+    info = json.loads((golden_run / "run.json").read_text())
+    info.update(segments=3, duration_s=500.0, tokens=123456, eval_loss_from="best checkpoint (restored)")
+    info["targets"] = {}
+    (golden_run / "run.json").write_text(json.dumps(info))
+    text = write_report(golden_run, tmp_path / "r.md").read_text()
+    assert "| method | LoRA; r 8, alpha 16, dropout 0.05, rsLoRA |" in text and "DoRA" not in text
+    assert "| targets | q_proj, v_proj |" in text
+    assert "| duration | 500 s over 3 sessions (resumed 2×; summed) |" in text and "| tokens trained on | 123,456 (summed over sessions) |" in text
+    assert "| eval loss (restored best checkpoint) | 2.0130 |" in text

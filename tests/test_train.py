@@ -330,3 +330,50 @@ def test_a_qwen35_thinking_template_trains_a_plain_dataset_end_to_end(tmp_path: 
     gen = json.loads((res.run_dir / "adapter" / "generation_config.json").read_text())
     eos = gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]]
     assert tok.convert_tokens_to_ids("<|im_end|>") in eos
+def test_heldout_fraction_is_taken_after_the_limit(tiny_tokenizer, tmp_path: Path) -> None:
+    """`limit: 100, heldout: 0.1` holds out 10 of the 100 rows used, not 10% of the 1,000 in the source."""
+    from workbench.train.data import limit_and_split, prepare
+
+    rows = convs(1000)
+    train, held, over = limit_and_split(rows, limit=100, heldout=0.1, seed=3)
+    assert (len(train), len(held), len(over)) == (90, 10, 900)
+    assert len({c.id for c in train + held + over}) == 1000  # every row in exactly one place
+    assert limit_and_split(rows, limit=100, heldout=0.1, seed=3) == (train, held, over)  # seeded
+    r = make(tmp_path, "data.limit=100", "data.heldout=0.1")
+    got = prepare(r, tiny_tokenizer("chatml"), rows)
+    assert len(got.eval) == 10 and len(got.train) + got.dropped.get("too_long", 0) + got.dropped.get("mask_problem", 0) == 90
+    assert got.dropped["over_limit"] == 900 and got.rows_in == 1000
+
+
+def test_resumed_run_sums_tokens_and_time_over_its_segments(tmp_path: Path) -> None:
+    """run.json's tokens and duration cover every session of a resumed run, not only the last one."""
+    whole = tr.train(make(tmp_path / "a", "train.max_steps=8"), prepared=convs(40))
+    r = make(tmp_path / "b", "train.max_steps=8", "train.save_every=2")
+
+    def crash(event: Any) -> None:
+        if event.kind == "step" and event.step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tr.train(r, prepared=convs(40), on_progress=crash)
+    res = tr.train(r, prepared=convs(40), resume=True)
+    info = json.loads((tmp_path / "b" / "run" / "run.json").read_text())
+    assert whole.tokens > 0 and res.tokens == whole.tokens == info["tokens"]  # steps 1-4 from the first session, 5-8 from the second
+    assert info["segments"] == 2 and json.loads((tmp_path / "a" / "run" / "run.json").read_text())["segments"] == 1
+    per_record = sum(x.get("seconds", 0) for x in res.log)
+    assert info["duration_s"] == pytest.approx(per_record, abs=0.2) and per_record > 0
+
+
+def test_early_stopping_reports_the_restored_best_eval_loss(tmp_path: Path) -> None:
+    train_rows = convs(60, answer="yes yes yes yes")
+    held = convs(8, answer="no no no no", start=300)
+    r = make(tmp_path, "train.max_steps=40", "train.eval_every=2", "train.early_stopping_patience=2", "data.heldout=held.jsonl")
+    from workbench.template.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tr.model_path(r.model))
+    data = tr.prepare(r.model_copy(update={"data": r.data.model_copy(update={"heldout": None})}), tok, train_rows, held)
+    res = tr.train(r, prepared=data)
+    evals = [x["eval_loss"] for x in res.log if "eval_loss" in x]
+    assert res.stopped_early and evals[-1] > min(evals)
+    assert res.eval_loss == pytest.approx(min(evals))  # the weights saved are the best checkpoint's, and so is the figure
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["eval_loss_from"] == "best checkpoint (restored)"

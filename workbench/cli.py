@@ -495,8 +495,11 @@ def eval_(
     include: Annotated[Optional[list[Path]], typer.Option("--include", help="Another folder of lm-eval task YAMLs (repeatable).")] = None,
     heldout: Annotated[Optional[Path], typer.Option("--heldout", help="Held-out messages file: loss, perplexity, sample generations, and the heldout task's data.")] = None,
     generations: Annotated[int, typer.Option("--generations", help="Sample generations per model from the held-out prompts.")] = 4,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="lm-eval batch size, or auto.")] = "1",
+    batch_size: Annotated[Optional[str], typer.Option("--batch-size", help="lm-eval batch size, or auto [default: auto on CUDA, 32 on CPU].")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... [default: cuda when available].")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads [default: the recipe's train.threads, else 1 on CPU].")] = None,
+    four_bit: Annotated[Optional[bool], typer.Option("--4bit/--no-4bit", help="Both runs on a 4-bit NF4 base [default with RUN_DIR: as training ran].")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="hf, or vllm (CUDA; the adapter through enable_lora).")] = None,
     skip_base_check: Annotated[bool, typer.Option("--skip-base-check", help="Evaluate an adapter even if its adapter_config.json names another base model.")] = False,
     online: Annotated[bool, typer.Option("--online", help="Allow the model hub and dataset downloads (offline by default).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results file's JSON on stdout.")] = False,
@@ -525,17 +528,18 @@ def eval_(
     data_map = parse_map(data) if data else None
     run_files = [run_dir / n for n in ("recipe.yaml", "run.json", "adapter", "heldout.jsonl")] if run_dir else []
     guard([("-o", output)], [*run_files, adapter, model, heldout, *(data_map or {}).values(), *(include or [])])
-    bs: int | str = int(batch_size) if batch_size.isdigit() else batch_size
+    bs: int | str | None = None if batch_size is None else int(batch_size) if batch_size.isdigit() else batch_size
     note = lambda msg: say(err, msg, style="dim")  # noqa: E731
     if run_dir is not None:
         if model or adapter:
             raise UsageError("give RUN_DIR or --model/--adapter, not both")
         extra = {k: v for k, v in {"num_fewshot": num_fewshot, "apply_chat_template": chat_template, "system_instruction": system,
-                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device, "chat_template_args": chat_args}.items() if v is not None}  # fmt: skip
+                                   "gen_kwargs": gen_kwargs, "seed": seed, "device": device, "batch_size": bs, "threads": threads,
+                                   "load_in_4bit": four_bit, "backend": backend, "template_kwargs": chat_args}.items() if v is not None}  # fmt: skip
         if heldout:
             extra["heldout"] = str(heldout)
         base, adapted, dest = evaluate_run(run_dir, out=output, tasks=task_list, limit=_limit(limit), include_path=include,
-                                              data=data_map, allow_online=online, on_progress=note, generations=generations, batch_size=bs, **extra)  # fmt: skip
+                                              data=data_map, allow_online=online, on_progress=note, generations=generations, **extra)  # fmt: skip
     else:
         if not model:
             raise UsageError("give a RUN_DIR, or --model (and --adapter)", "workbench eval runs/x  or  workbench eval --model BASE --adapter runs/x/adapter --tasks gsm8k_local")
@@ -543,8 +547,8 @@ def eval_(
             raise UsageError("--tasks names nothing to run", "e.g. --tasks gsm8k_local,heldout")
         settings = Settings(tasks=task_list or [], limit=_limit(limit), num_fewshot=num_fewshot, apply_chat_template=chat_template,
                                system_instruction=system, gen_kwargs=gen_kwargs, seed=seed if seed is not None else 1234, batch_size=bs,
-                               device=device, heldout=str(heldout) if heldout else None, generations=generations,
-                               chat_template_args=chat_args)  # fmt: skip
+                               device=device, heldout=str(heldout) if heldout else None, generations=generations, threads=threads,
+                               load_in_4bit=bool(four_bit), backend=backend or "hf", template_kwargs=chat_args)  # fmt: skip
         runs = evaluate_pair(model, adapter, settings, adapters=None if adapter else [None], include_path=include,
                                 data=data_map, check_base=not skip_base_check, allow_online=online, on_progress=note)  # fmt: skip
         base, adapted = runs[0], (runs[1] if adapter else None)
@@ -564,14 +568,29 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A training run directory (evaluated with `workbench eval RUN_DIR` for the before/after sections).", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Markdown file; PNG figures are written beside it [default: the recipe's report.path, else RUN_DIR/report.md].")] = None,
     results: Annotated[Optional[Path], typer.Option("--results", help="A results JSON to use instead of RUN_DIR/eval.json.")] = None,
+    fail_on_regress: Annotated[bool, typer.Option("--fail-on-regress", help="Exit with code 3 when the decision is DON'T SHIP (for CI).")] = False,
 ) -> None:
-    """Write the run's report: verdict, before/after table, per-item flips, held-out loss and samples,
-    data card, training curves and reproducibility details (markdown + PNG)."""
+    """Write the run's report: the SHIP / DON'T SHIP decision and its evidence, before/after table, per-item
+    flips, held-out loss and samples, data card, training curves and reproducibility details (markdown + PNG)."""
     from workbench.console import err, say
-    from workbench.report import write_report
+    from workbench.report import decision_of, write_report
 
     dest = write_report(run_dir, output, results=results)
     say(err, f"wrote {dest}")
+    _ship_or_exit(decision_of(run_dir, results=results), fail_on_regress)
+
+
+def _ship_or_exit(decision: object, fail_on_regress: bool) -> None:
+    """Print the decision line; with --fail-on-regress, DON'T SHIP exits 3 (an error is 1, a usage mistake 2)."""
+    from rich.markup import escape
+
+    from workbench.console import err
+
+    if decision is None:
+        return
+    err.print(escape(decision.line.replace("**", "")), soft_wrap=True)  # type: ignore[attr-defined]
+    if fail_on_regress and not decision.ship:  # type: ignore[attr-defined]
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -583,6 +602,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
     nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes through accelerate launch (the other stages run once); with train.distributed, overrides its num_processes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stage records as JSON on stdout.")] = False,
+    fail_on_regress: Annotated[bool, typer.Option("--fail-on-regress", help="Exit with code 3 when the report's decision is DON'T SHIP (for CI).")] = False,
 ) -> None:
     """Run a recipe end to end: ingest, dedup/decontaminate, check, train, eval, report.
 
@@ -616,8 +636,12 @@ def run(
         result = pipeline.run(r, until=until, start_from=start_from, force=force, hooks=hooks, recipe_file=recipe, nproc=nproc)
     if as_json:
         print(json.dumps(pipeline.as_dict(result), indent=2, default=str))
-        return
-    render_table(result)
+    else:
+        render_table(result)
+    if result.report is not None:
+        from workbench.report import decision_of
+
+        _ship_or_exit(decision_of(result.run_dir), fail_on_regress)
 
 
 def main() -> None:

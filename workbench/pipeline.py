@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -221,8 +220,9 @@ class _Run:
             # more processes is a bigger effective batch, and the accelerate config says how they train
             dist = digest_path(r.train.distributed) if r.train.distributed else None
             k_train = _key("train", k_train, self.nproc, dist)
-        tasks_dir = Path("recipes/tasks")
-        k_eval = _key("eval", k_train, r.eval.model_dump(), digest_path(tasks_dir) if tasks_dir.is_dir() else None)
+        from workbench.eval.tasks import default_task_dirs
+
+        k_eval = _key("eval", k_train, r.eval.model_dump(), [digest_path(d) for d in default_task_dirs()])  # user's and shipped tasks
         k_report = _key("report", k_eval, r.report.model_dump())
         return dict(zip(STAGES, (k_ingest, k_dedup, k_check, k_train, k_eval, k_report), strict=True))
 
@@ -397,6 +397,7 @@ def stage_dedup(r: _Run, **_: Any) -> dict[str, Any]:
     from workbench.data import write_conversations
     from workbench.dedup import load_against, write_outputs
     from workbench.dedup import summary as dedup_summary
+    from workbench.outputs import write_jsonl
 
     rc, d = r.recipe.dedup, r.recipe.data
     convs = _load(r.p("data", "ingested.jsonl"))
@@ -412,16 +413,20 @@ def stage_dedup(r: _Run, **_: Any) -> dict[str, Any]:
     counts = {"read": len(convs), "kept": len(result.kept), "removed": len(result.removed)}
     counts.update({k: v for k, v in sorted(_reasons(result.removed).items())})
     if isinstance(d.heldout, float):
-        # split after dedup, so no duplicate pair straddles train and held-out
-        kept = list(result.kept)
-        order = sorted(range(len(kept)), key=lambda i: kept[i].id)
-        random.Random(d.seed).shuffle(order)
-        n = max(1, round(len(kept) * d.heldout))
-        held_idx = set(order[:n])
-        write_conversations(r.p("heldout.jsonl"), [c for i, c in enumerate(kept) if i in held_idx])
-        write_conversations(r.p("data", "deduped.jsonl"), [c for i, c in enumerate(kept) if i not in held_idx])
-        counts["heldout"] = n
-        summary["heldout_split"] = {"fraction": d.heldout, "rows": n}
+        # split after dedup (no duplicate pair straddles train and held-out) and after data.limit (1% of the rows used)
+        from workbench.train.data import limit_and_split
+
+        by_id = sorted(result.kept, key=lambda c: c.id)  # the split depends on the rows, not on their file order
+        train, held, over = limit_and_split(by_id, limit=d.limit, heldout=d.heldout, seed=d.seed)
+        keep = {id(c) for c in train}
+        write_conversations(r.p("heldout.jsonl"), held)
+        write_conversations(r.p("data", "deduped.jsonl"), [c for c in result.kept if id(c) in keep])
+        write_jsonl(r.p("data", "over_limit.jsonl"),
+                    (c.to_dict() | {"removed": {"reason": "over_limit", "detail": f"data.limit={d.limit}"}} for c in over))  # fmt: skip
+        counts["heldout"] = len(held)
+        if over:
+            counts["over_limit"] = len(over)
+        summary["heldout_split"] = {"fraction": d.heldout, "rows": len(held), "limit": d.limit, "over_limit": len(over)}
     _write_json(r.p("dedup.json"), summary)
     return counts
 
@@ -507,7 +512,7 @@ def stage_eval(r: _Run, **_: Any) -> dict[str, Any]:
     from workbench.eval import evaluate_run
 
     # evaluate reports progress as messages ("base: demo-quantity ..."), not counts
-    base, adapted, path = evaluate_run(r.dir, on_progress=r.hooks.message)
+    base, adapted, path = evaluate_run(r.dir, on_progress=r.hooks.message, recipe=r.recipe)  # this recipe's eval section, not training's copy
     counts: dict[str, Any] = {"path": str(path)}
     for res, who in ((base, "base"), (adapted, "adapter")):
         for task, t in sorted(res.tasks.items()):

@@ -221,15 +221,25 @@ class EvalConfig(Section):
     """Few-shot examples per prompt; None: the task's default."""
     apply_chat_template: bool = True
     """Format prompts with the model's chat template (as the model was trained)."""
-    batch_size: int | str = 1
-    """lm-eval batch size (or "auto")."""
+    batch_size: int | str | None = None
+    """lm-eval batch size for generation and loss (or "auto"); None: auto on CUDA, 32 on CPU."""
     gen_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Generation settings for generative tasks (temperature, max_gen_toks, ...)."""
+    load_in_4bit: bool | None = None
+    """Evaluate base and base+adapter on a 4-bit NF4 base; None: as training loaded it (QLoRA adapters are judged on the base they were trained on)."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """hf: transformers + PEFT through lm-eval; vllm: lm-eval's vLLM backend on CUDA, the adapter served with enable_lora."""
+    guard_tasks: list[str] = Field(default_factory=list)
+    """Forgetting guard: general-ability tasks (e.g. general_knowledge, shipped) run before and after besides `tasks`."""
+    guard_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    """The largest fall of a guard task's score that still ships (a larger fall beyond noise is DON'T SHIP)."""
 
 
 class ReportConfig(Section):
     path: str | None = None
     """Where the markdown report goes; None: report.md in the run directory."""
+    note: str | None = None
+    """A sentence printed under the report's title: what the evaluation can and cannot show."""
 
 
 class MergeConfig(Section):

@@ -33,37 +33,54 @@ def split_last(messages: Sequence[Any]) -> tuple[list[dict[str, str]], str]:
     return msgs[:last], msgs[last]["content"]
 
 
-def loss(model: Any, tokenizer: Any, conversations: Sequence[Any], *, path: str = "", max_length: int | None = None) -> Heldout:
-    """Mean cross-entropy per trained token (assistant turns, as workbench.template.mask labels them) and its exp."""
+def loss(model: Any, tokenizer: Any, conversations: Sequence[Any], *, path: str = "", max_length: int | None = None,
+         batch_size: int = 1) -> Heldout:  # fmt: skip
+    """Mean cross-entropy per trained token (assistant turns, as workbench.template.mask labels them) and its exp.
+
+    Rows go through the model ``batch_size`` at a time, right-padded with the attention mask off on the
+    padding (whose labels are -100), so batching changes the speed, not what is scored.
+    """
     import torch
     import torch.nn.functional as F
 
     from workbench.template.mask import render_and_mask
 
     device = next(model.parameters()).device
-    total, tokens, rows, skipped = 0.0, 0, 0, 0
+    rendered, skipped = [], 0
+    for conv in conversations:
+        res = render_and_mask(tokenizer, conv, strategy="assistant", train_eot=True, max_length=max_length, check=False)
+        if res.rendered is None or res.rendered.trained_count == 0:
+            skipped += 1
+        else:
+            rendered.append(res.rendered)
+    total, tokens = 0.0, 0
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = sorted(range(len(rendered)), key=lambda i: len(rendered[i].input_ids))  # similar lengths share a batch: less padding
     model.eval()
     with torch.no_grad():
-        for conv in conversations:
-            res = render_and_mask(tokenizer, conv, strategy="assistant", train_eot=True, max_length=max_length, check=False)
-            if res.rendered is None or res.rendered.trained_count == 0:
-                skipped += 1
-                continue
-            ids = torch.tensor([res.rendered.input_ids], device=device)
-            labels = torch.tensor([res.rendered.labels], device=device)
-            logits = model(input_ids=ids).logits[:, :-1].float()
+        for start in range(0, len(order), max(1, batch_size)):
+            rows = [rendered[i] for i in order[start : start + max(1, batch_size)]]
+            width = max(len(r.input_ids) for r in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            labels = torch.full((len(rows), width), -100, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for k, r in enumerate(rows):
+                n = len(r.input_ids)
+                ids[k, :n], labels[k, :n], mask[k, :n] = torch.tensor(r.input_ids), torch.tensor(r.labels), 1
+            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
             total += float(nll)
             tokens += int((labels[:, 1:] != -100).sum())
-            rows += 1
     if tokens == 0:
         raise WorkbenchError(f"held-out data {path}: no row could be rendered with the chat template")
     loss = total / tokens
-    return Heldout(path=path, rows=rows, skipped=skipped, tokens=tokens, loss=loss, perplexity=math.exp(min(loss, 700.0)), loss_on=LOSS_ON)
+    return Heldout(path=path, rows=len(rendered), skipped=skipped, tokens=tokens, loss=loss, perplexity=math.exp(min(loss, 700.0)), loss_on=LOSS_ON)
 
 
-def generate(model: Any, tokenizer: Any, conversations: Sequence[Any], *, chat: bool = True, max_new_tokens: int = 128, seed: int = 1234) -> list[Generation]:
-    """Greedy answers to each conversation's last prompt, decoded without special tokens."""
+def generate(model: Any, tokenizer: Any, conversations: Sequence[Any], *, chat: bool = True, max_new_tokens: int = 128, seed: int = 1234,
+             template_kwargs: dict[str, Any] | None = None) -> list[Generation]:  # fmt: skip
+    """Greedy answers to each conversation's last prompt, decoded without special tokens (the raw text, reasoning included)."""
     import torch
 
     device = next(model.parameters()).device
@@ -71,9 +88,7 @@ def generate(model: Any, tokenizer: Any, conversations: Sequence[Any], *, chat: 
     for conv in conversations:
         context, target = split_last(conv.messages)
         if chat:
-            from workbench.template.chat import template_kwargs_of
-
-            text = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True, **template_kwargs_of(tokenizer))
+            text = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True, **(template_kwargs or {}))
             special = not (tokenizer.bos_token and text.startswith(tokenizer.bos_token))
         else:
             text = "\n\n".join(f"{m['role']}: {m['content']}" for m in context) + "\n\nassistant:"

@@ -1,4 +1,5 @@
-"""Before/after maths: per-metric deltas with a two-sample z-test, per-item flips with McNemar's exact test."""
+"""Before/after maths: per-item flips with McNemar's exact test and a confidence interval for the paired difference;
+per-metric deltas with a two-sample z-test for metrics that are not pass/fail per item."""
 
 from __future__ import annotations
 
@@ -58,8 +59,10 @@ class Flip:
     doc_id: int
     prompt: str
     target: str
-    before: str
+    before: str  # the answer the task's filter extracted
     after: str
+    before_raw: str = ""  # what the model wrote
+    after_raw: str = ""
 
 
 @dataclass
@@ -78,6 +81,27 @@ class Flips:
     def p(self) -> float | None:
         """McNemar's exact two-sided p on the discordant pairs; None when nothing flipped."""
         return mcnemar(len(self.fail_to_pass), len(self.pass_to_fail))
+
+    @property
+    def delta(self) -> float:
+        """after - before, as a share of the paired items."""
+        return (len(self.fail_to_pass) - len(self.pass_to_fail)) / self.paired if self.paired else 0.0
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """95% confidence interval for ``delta`` (Agresti-Min)."""
+        return paired_ci(len(self.fail_to_pass), len(self.pass_to_fail), self.paired)
+
+    @property
+    def frozen(self) -> str | None:
+        """Why the metric cannot show a change, when every item scored the same in both runs; else None."""
+        if self.fail_to_pass or self.pass_to_fail:
+            return None
+        if self.both_pass == 0:
+            return f"no item passes in either run (0 of {self.paired}): the metric never matches these models' answers, so it cannot move"
+        if self.both_fail == 0:
+            return f"every item passes in both runs ({self.paired} of {self.paired}): at its ceiling, it cannot move"
+        return None
 
 
 @dataclass
@@ -110,6 +134,18 @@ def z_test(before: float, after: float, se_before: float | None, se_after: float
         return None, None
     z = (after - before) / se
     return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def paired_ci(b: int, c: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Confidence interval for the difference of two paired proportions, (b - c) / n, where b items went
+    fail -> pass and c pass -> fail among n: Agresti and Min (2005), a Wald interval after adding 1/2 to
+    each of the four cells, which keeps its coverage near 95% for small n and for b = c = 0."""
+    if n <= 0:
+        return (0.0, 0.0)
+    b2, c2, n2 = b + 0.5, c + 0.5, n + 2.0
+    d = (b2 - c2) / n2
+    se = math.sqrt(max(0.0, (b2 + c2) - (b2 - c2) ** 2 / n2)) / n2
+    return (max(-1.0, d - z * se), min(1.0, d + z * se))
 
 
 def mcnemar(b: int, c: int) -> float | None:
@@ -175,5 +211,6 @@ def item_flips(task: str, key: str, before: list[Sample], after: list[Sample]) -
         elif not was and not now:
             out.both_fail += 1
         else:
-            (out.fail_to_pass if now else out.pass_to_fail).append(Flip(i, b[i].prompt, b[i].target, b[i].response, a[i].response))
+            (out.fail_to_pass if now else out.pass_to_fail).append(
+                Flip(i, b[i].prompt, b[i].target, b[i].response, a[i].response, b[i].raw, a[i].raw))
     return out

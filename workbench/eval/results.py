@@ -15,7 +15,7 @@ and each RUN is::
       "adapter": null | {"path": str, "base": str | null, "fingerprint": str},
       "settings": {                                             # identical in both runs, or compare() refuses
         "tasks": [str], "limit": int | float | null, "num_fewshot": int | null,
-        "apply_chat_template": bool, "chat_template_args": {..} | null, "system_instruction": str | null,
+        "apply_chat_template": bool, "template_kwargs": {..} | null, "system_instruction": str | null,
         "fewshot_as_multiturn": bool, "gen_kwargs": {..}, "seed": int, "batch_size": int | str, "add_bos_token": bool | null,
         "tokenizer": str | null, "dtype": str, "device": str, "bootstrap_iters": int,
         "heldout": str | null, "generations": int
@@ -28,8 +28,8 @@ and each RUN is::
         "higher_is_better": {METRIC: bool},
         "metrics": {"METRIC,FILTER": {"value": float, "stderr": float | null}}   # e.g. "exact_match,strict-match"
       }},
-      "samples": {TASK: [{"doc_id": int, "filter": str, "prompt": str, "target": str,
-                          "response": str, "metrics": {METRIC: float}}]},      # lm-eval's log_samples, trimmed
+      "samples": {TASK: [{"doc_id": int, "filter": str, "prompt": str, "target": str, "response": str,  # response: filtered
+                          "raw": str, "metrics": {METRIC: float}}]},    # lm-eval's log_samples, trimmed; raw: the generation
       "heldout": null | {"path": str, "rows": int, "skipped": int, "tokens": int,
                          "loss": float, "perplexity": float, "loss_on": str},
       "generations": [{"id": str, "prompt": str, "target": str, "output": str}],
@@ -83,8 +83,9 @@ class Sample:
     filter: str
     prompt: str
     target: str
-    response: str
+    response: str  # after the task's filter (the extracted answer)
     metrics: dict[str, float]
+    raw: str = ""  # what the model generated, before the filter
 
 
 @dataclass
@@ -219,10 +220,13 @@ def from_lm_eval(raw: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, 
             first = args[0] if isinstance(args, (list, tuple)) else args
             prompt = first[0] if isinstance(first, (list, tuple)) else first
             resp = _response(r.get("filtered_resps"))
+            raw = _response(r.get("resps"))
+            raw = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], str) else raw
             metric_names = r.get("metrics") or []
             out.append(Sample(
                 doc_id=int(r["doc_id"]), filter=str(r.get("filter", "none")), prompt=str(prompt), target=str(r.get("target", "")),
                 response=str(resp if resp is not None else ""), metrics={m: float(r[m]) for m in metric_names if isinstance(r.get(m), (int, float))},
+                raw=str(raw if raw is not None else ""),
             ))  # fmt: skip
         samples[name] = sorted(out, key=lambda s: (s.filter, s.doc_id))
     return tasks, samples

@@ -7,11 +7,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.eval import backends as be
+from workbench.eval.backends import default_device as _default_device
+from workbench.eval.backends import offline, versions_of
 from workbench.eval import heldout as held
 from workbench.errors import WorkbenchError
 from workbench.eval.results import EvalResults, from_lm_eval
@@ -29,12 +32,11 @@ class Settings:
     limit: int | float | None = None
     num_fewshot: int | None = None
     apply_chat_template: bool | None = None  # None: on when the tokenizer has a chat template
-    chat_template_args: dict[str, Any] | None = None  # variables every chat-template render gets (model.template_kwargs)
     system_instruction: str | None = None
     fewshot_as_multiturn: bool = True
     gen_kwargs: dict[str, Any] | None = None
     seed: int = 1234
-    batch_size: int | str = 1
+    batch_size: int | str | None = None  # None: "auto" on CUDA, backends.CPU_BATCH on CPU; the resolved value is recorded
     add_bos_token: bool | None = None  # None: lm-eval's choice for the tokenizer
     tokenizer: str | None = None  # one tokenizer (and chat template) for both runs
     dtype: str = "auto"
@@ -42,6 +44,14 @@ class Settings:
     bootstrap_iters: int = 1000
     heldout: str | None = None
     generations: int = 4
+    threads: int | None = None  # torch CPU threads; None: 1 on CPU (as training), torch's default on CUDA
+    load_in_4bit: bool = False  # the base in 4-bit NF4 for both runs, as QLoRA trained it
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    backend: str = "hf"  # hf (transformers + PEFT) | vllm (CUDA; the adapter served through enable_lora)
+    template_kwargs: dict[str, Any] | None = None  # chat-template kwargs for every chat render (enable_thinking, ...)
+    guard_tasks: list[str] | None = None  # tasks the report reads as a forgetting guard
+    guard_drop: float | None = None  # the largest guard fall that still ships
 
 
 # --- models and adapters ----------------------------------------------------------------------
@@ -124,24 +134,6 @@ def check_adapter_base(adapter: str | os.PathLike[str], model: str, spec: str | 
 # --- running ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def offline(enabled: bool = True) -> Iterator[None]:
-    """HF_HUB_OFFLINE / HF_DATASETS_OFFLINE on unless the caller set them; restored afterwards."""
-    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    before = {k: os.environ.get(k) for k in keys}
-    if enabled:
-        for k in keys:
-            os.environ.setdefault(k, "1")
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def evaluate(
     model: str | os.PathLike[str],
     *,
@@ -150,7 +142,6 @@ def evaluate(
     limit: int | float | None = None,
     num_fewshot: int | None = None,
     apply_chat_template: bool | None = None,
-    chat_template_args: Mapping[str, Any] | None = None,
     system_instruction: str | None = None,
     gen_kwargs: Mapping[str, Any] | None = None,
     seed: int = 1234,
@@ -159,10 +150,14 @@ def evaluate(
     heldout: str | os.PathLike[str] | None = None,
     generations: int = 4,
     tokenizer: str | os.PathLike[str] | None = None,
-    batch_size: int | str = 1,
+    batch_size: int | str | None = None,
     add_bos_token: bool | None = None,
     dtype: str = "auto",
     device: str | None = None,
+    threads: int | None = None,
+    load_in_4bit: bool = False,
+    backend: str = "hf",
+    template_kwargs: Mapping[str, Any] | None = None,
     check_base: bool = True,
     allow_online: bool = False,
     on_progress: ProgressFn | None = None,
@@ -173,7 +168,10 @@ def evaluate(
     local task (e.g. ``{"gsm8k_local": "test.jsonl"}``). ``heldout``: a held-out file (anything
     `ingest` reads) for loss and perplexity on all its rows, ``generations`` sample generations,
     and the data of the ``heldout*`` tasks. ``tokenizer``: one tokenizer (and chat template) for
-    both runs; default the model's. ``check_base``: refuse an adapter whose adapter_config.json
+    both runs; default the model's. ``batch_size``: lm-eval's (None: "auto" on CUDA, 32 on CPU).
+    ``threads``: torch CPU threads (None: 1 on CPU). ``load_in_4bit``: the base in 4-bit NF4 as
+    QLoRA trains it. ``backend``: "hf" or "vllm" (CUDA). ``template_kwargs``: passed to every chat
+    render (e.g. ``{"enable_thinking": False}``). ``check_base``: refuse an adapter whose adapter_config.json
     names another base. Offline (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) unless ``allow_online``.
     """
     settings = _settings(locals())
@@ -223,9 +221,9 @@ def evaluate_pair(
 
 def _settings(kw: dict[str, Any]) -> Settings:
     fields = Settings.__dataclass_fields__
-    s = Settings(list(kw["tasks"]), **{k: v for k, v in kw.items() if k in fields and k not in ("tasks", "gen_kwargs", "heldout", "tokenizer", "chat_template_args")})
-    s.chat_template_args = dict(kw["chat_template_args"]) if kw.get("chat_template_args") else None
+    s = Settings(list(kw["tasks"]), **{k: v for k, v in kw.items() if k in fields and k not in ("tasks", "gen_kwargs", "heldout", "tokenizer", "template_kwargs")})
     s.gen_kwargs = dict(kw["gen_kwargs"]) if kw.get("gen_kwargs") else None
+    s.template_kwargs = dict(kw["template_kwargs"]) if kw.get("template_kwargs") else None
     s.heldout = str(kw["heldout"]) if kw.get("heldout") else None
     s.tokenizer = str(kw["tokenizer"]) if kw.get("tokenizer") else None
     return s
@@ -233,8 +231,6 @@ def _settings(kw: dict[str, Any]) -> Settings:
 
 def _run_one(model: str, adapter: str | os.PathLike[str] | None, s: Settings, task_dir: TaskDir,
              conversations: list[Any], say: ProgressFn) -> EvalResults:  # fmt: skip
-    import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -243,24 +239,38 @@ def _run_one(model: str, adapter: str | os.PathLike[str] | None, s: Settings, ta
         import datasets
 
         datasets.disable_progress_bars()
-    label = "base+adapter" if adapter else "base"
-    say(f"loading {label}")
+    if s.backend not in be.BACKENDS:
+        raise WorkbenchError(f"unknown eval backend {s.backend!r}", f"one of {', '.join(be.BACKENDS)}")
     device = s.device or _default_device()
-    try:
-        lm = HFLM(pretrained=model, peft=str(adapter) if adapter else None, tokenizer=s.tokenizer, device=device,
-                  dtype=s.dtype, batch_size=s.batch_size, add_bos_token=s.add_bos_token,
-                  chat_template_args=dict(s.chat_template_args or {}))  # fmt: skip
-    except OSError as e:
-        raise WorkbenchError(f"cannot load {model}: {str(e).splitlines()[0]}", "offline: give a local folder or a cached hub name") from None
+    batch, threads = be.resolve_batch_size(s.batch_size, device), be.resolve_threads(s.threads, device)
+    with be.pinned_threads(threads):  # the same rule as training: unpinned, 2 threads on a busy 2-core box ran 10x slower
+        return _evaluate_loaded(model, adapter, s, task_dir, conversations, say, device, batch, threads)
+
+
+def _evaluate_loaded(model: str, adapter: str | os.PathLike[str] | None, s: Settings, task_dir: TaskDir, conversations: list[Any],
+                     say: ProgressFn, device: str, batch: int | str, threads: int | None) -> EvalResults:  # fmt: skip
+    import lm_eval
+
+    label = "base+adapter" if adapter else "base"
+    say(f"loading {label}" + (" (4-bit base)" if s.load_in_4bit else ""))
+    if s.backend == "vllm":
+        max_gen = (s.gen_kwargs or {}).get("max_gen_toks")
+        lm = be.vllm_lm(be.vllm_args(model, adapter, dtype=s.dtype, batch_size=batch, seed=s.seed, load_in_4bit=s.load_in_4bit,
+                                     tokenizer=s.tokenizer, add_bos_token=s.add_bos_token, template_kwargs=s.template_kwargs,
+                                     max_gen_toks=int(max_gen) if max_gen else None))  # fmt: skip
+    else:
+        lm = be.hf_lm(model, adapter, device=device, dtype=s.dtype, batch_size=batch, tokenizer=s.tokenizer, add_bos_token=s.add_bos_token,
+                      template_kwargs=s.template_kwargs, load_in_4bit=s.load_in_4bit, quant_type=s.quant_type, double_quant=s.double_quant)  # fmt: skip
     tok = lm.tokenizer
-    if s.chat_template_args:  # held-out loss and sample generations render as lm-eval's prompts do
+    if s.template_kwargs:  # held-out loss and sample generations render as lm-eval's prompts do
         from workbench.template.chat import set_template_kwargs
 
-        set_template_kwargs(tok, s.chat_template_args)
+        set_template_kwargs(tok, s.template_kwargs)
     chat = s.apply_chat_template if s.apply_chat_template is not None else bool(getattr(tok, "chat_template", None))
     if chat and not getattr(tok, "chat_template", None):
         raise WorkbenchError(f"{s.tokenizer or model}: the tokenizer has no chat template", "pass --no-chat-template")
-    settings = {**s.__dict__, "apply_chat_template": chat, "add_bos_token": bool(lm.add_bos_token), "device": device}
+    settings = {**s.__dict__, "apply_chat_template": chat, "add_bos_token": bool(lm.add_bos_token), "device": device,
+                "batch_size": batch, "threads": threads}  # fmt: skip
     result = EvalResults(
         model={"path": model, "fingerprint": fingerprint(model)},
         adapter={"path": str(adapter), "base": adapter_base(adapter), "fingerprint": fingerprint(adapter)} if adapter else None,
@@ -278,35 +288,19 @@ def _run_one(model: str, adapter: str | os.PathLike[str] | None, s: Settings, ta
             )  # fmt: skip
         except (ConnectionError, OSError) as e:
             raise WorkbenchError(f"a task's data could not be loaded: {str(e).splitlines()[0]}",
-                                 "offline: use local tasks (recipes/tasks) or pass --data TASK=FILE") from None  # fmt: skip
+                                 "offline: use local tasks or pass --data TASK=FILE") from None  # fmt: skip
         result.tasks, result.samples = from_lm_eval(raw or {})
-    if conversations:
+    if conversations and s.backend == "hf":
         say(f"held-out loss {label}")
         model_obj = lm.model
-        result.heldout = held.loss(model_obj, tok, conversations, path=s.heldout or "")
+        loss_batch = batch if isinstance(batch, int) else be.AUTO_LOSS_BATCH
+        result.heldout = held.loss(model_obj, tok, conversations, path=s.heldout or "", batch_size=loss_batch)
         if s.generations:
             say(f"sample generations {label}")
             max_new = int((s.gen_kwargs or {}).get("max_gen_toks", 128))
-            result.generations = held.generate(model_obj, tok, conversations[: s.generations], chat=chat, max_new_tokens=max_new, seed=s.seed)
+            result.generations = held.generate(model_obj, tok, conversations[: s.generations], chat=chat, max_new_tokens=max_new,
+                                               seed=s.seed, template_kwargs=s.template_kwargs)  # fmt: skip
     return result
-
-
-def versions_of(packages: Sequence[str]) -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --- a training run ---------------------------------------------------------------------------
@@ -336,15 +330,18 @@ def evaluate_run(
     data: Mapping[str, str | os.PathLike[str]] | None = None,
     allow_online: bool = False,
     on_progress: ProgressFn | None = None,
+    recipe: Any = None,
     **overrides: Any,
 ) -> tuple[EvalResults, EvalResults, Path]:
     """Evaluate a run's base model and base+adapter as its recipe's ``eval`` section says; write ``out``
-    (default RUN_DIR/eval.json). ``overrides``: any other Settings field (seed, num_fewshot, ...)."""
+    (default RUN_DIR/eval.json). ``recipe``: the recipe to take eval settings from (`workbench run` passes
+    the current one); default the run's recipe.yaml. ``overrides``: any other Settings field (seed, num_fewshot, ...)."""
     from workbench.eval import results as evalresults
     from workbench import recipe as rc
 
     p = run_paths(run_dir)
-    recipe = rc.load(p["recipe"]) if p["recipe"] else rc.Recipe()
+    if recipe is None:
+        recipe = rc.load(p["recipe"]) if p["recipe"] else rc.Recipe()
     info = json.loads(p["info"].read_text(encoding="utf-8")) if p["info"] else {}
     model = info.get("model_path") if info.get("model_path") and Path(info["model_path"]).exists() else recipe.model.name
     held_file = p["heldout"]
@@ -352,16 +349,21 @@ def evaluate_run(
         held_file = Path(recipe.data.heldout)
     ev = recipe.eval
     names = list(tasks) if tasks is not None else list(ev.tasks)
+    names += [g for g in ev.guard_tasks if g not in names]  # the forgetting guard runs with the same settings
     if held_file is None and any(t.startswith("heldout") for t in names) and not any(t.startswith("heldout") for t in (data or {})):
         raise WorkbenchError(f"{p['run']}: no held-out file for the heldout task(s)", "pass --data heldout=FILE (a messages JSONL)")
     if not names and held_file is None:
         raise WorkbenchError("nothing to evaluate: the recipe names no eval.tasks and the run has no held-out split", "pass --tasks")
     tok_dir = p["adapter"] if any(p["adapter"].glob("tokenizer*")) else None  # type: ignore[union-attr]
+    quantized = ev.load_in_4bit if ev.load_in_4bit is not None else bool(info.get("quantized", recipe.quant.load_in_4bit))
+    template_kwargs = recipe.model.template_kwargs
     settings = Settings(
         tasks=names, limit=limit if limit is not None else ev.limit, num_fewshot=ev.num_fewshot,
         apply_chat_template=ev.apply_chat_template, gen_kwargs=dict(ev.gen_kwargs) or None, seed=recipe.train.seed,
-        chat_template_args=dict(recipe.model.template_kwargs) or None,
         batch_size=ev.batch_size, tokenizer=str(tok_dir) if tok_dir else None, heldout=str(held_file) if held_file else None,
+        threads=recipe.train.threads, load_in_4bit=quantized, quant_type=recipe.quant.bnb_4bit_quant_type,
+        double_quant=recipe.quant.double_quant, backend=ev.backend, template_kwargs=dict(template_kwargs) if template_kwargs else None,
+        guard_tasks=list(ev.guard_tasks), guard_drop=ev.guard_drop,
     )  # fmt: skip
     for k, v in overrides.items():
         if k not in Settings.__dataclass_fields__:

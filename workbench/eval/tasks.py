@@ -1,9 +1,12 @@
-"""lm-eval task folders for one evaluation: recipes/tasks copied with local data paths resolved and overridden.
+"""lm-eval task folders for one evaluation: the user's and the shipped ones, copied with local data paths resolved.
 
-A local task names its data the way lm-eval does (``dataset_path: json`` and
-``dataset_kwargs.data_files``). Relative data paths are resolved against the working directory,
-then against the YAML's own folder. ``data={TASK: FILE}`` replaces a task's test data. The copies
-live in a temporary folder for the evaluation, so the shipped YAMLs never change.
+Where tasks come from, first match wins: ``--include`` folders in the order given, then
+``recipes/tasks/`` under the working directory (a project's own tasks), then the tasks that ship
+inside the package (``workbench/eval/taskfiles/``, with their data). So a user's edited copy of a
+shipped task replaces it. A local task names its data the way lm-eval does (``dataset_path: json``
+and ``dataset_kwargs.data_files``). Relative data paths are resolved against the working
+directory, then against the YAML's own folder. ``data={TASK: FILE}`` replaces a task's test data.
+The copies live in a temporary folder for the evaluation, so no YAML on disk ever changes.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ from workbench.errors import WorkbenchError
 LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
 
 
+SHIPPED = Path(__file__).resolve().parent / "taskfiles"
+
+
 def default_task_dirs() -> list[Path]:
-    """recipes/tasks under the working directory and beside the package (a source checkout), deduplicated."""
+    """The task folders searched after ``--include``, highest priority first: recipes/tasks under the working
+    directory (the user's), then the shipped tasks inside the package."""
     found: list[Path] = []
-    for d in (Path.cwd() / "recipes" / "tasks", Path(__file__).resolve().parents[2] / "recipes" / "tasks"):
+    for d in (Path.cwd() / "recipes" / "tasks", SHIPPED):
         if d.is_dir() and d.resolve() not in found:
             found.append(d.resolve())
     return found
@@ -65,7 +72,8 @@ class TaskDir:
         if self._manager is None:
             from lm_eval.tasks import TaskManager
 
-            self._manager = TaskManager(include_path=[str(d) for d in self.dirs] or None, include_defaults=self.needs_defaults)
+            # lm-eval lets a later include path override an earlier one: lowest priority first, so the user's copy wins
+            self._manager = TaskManager(include_path=[str(d) for d in reversed(self.dirs)] or None, include_defaults=self.needs_defaults)
         return self._manager
 
 
@@ -115,7 +123,7 @@ def prepare_tasks(
 
 def _known(td: TaskDir) -> str:
     names = sorted(td.local)
-    return f"local tasks: {', '.join(names)}; or an lm-eval task name" if names else "no local task YAMLs found (recipes/tasks)"
+    return f"local tasks: {', '.join(names)}; or an lm-eval task name" if names else "no local task YAMLs found (recipes/tasks, --include)"
 
 
 def _resolve(path: Path, origin: Path, data: Mapping[str, str], td: TaskDir) -> None:
@@ -134,10 +142,12 @@ def _resolve(path: Path, origin: Path, data: Mapping[str, str], td: TaskDir) -> 
         suffix = Path(data[name]).suffix.lower()
         cfg["dataset_path"] = "parquet" if suffix == ".parquet" else "csv" if suffix == ".csv" else "json"
         kwargs = cfg["dataset_kwargs"] = dict(kwargs or {})
-        files = kwargs["data_files"] = {split: str(Path(data[name]).expanduser().resolve())}
+        # the other splits stay (gsm8k_local draws its few-shot examples from its train split)
+        others = _absolute(files, origin) if isinstance(files, dict) and suffix in (".jsonl", ".json") else {}
+        files = kwargs["data_files"] = {**others, split: str(Path(data[name]).expanduser().resolve())}
     elif files is not None:
         files = kwargs["data_files"] = _absolute(files, origin)  # type: ignore[index]
-    if name:
+    if name and name not in td.local:  # folders come highest priority first: the first one with the name wins
         td.local[name] = path
         if files is not None:
             td.data_files[name] = _flat(files)

@@ -5,7 +5,7 @@ from workbench.lazy import exports
 __getattr__, __dir__, __all__ = exports(
     __name__,
     {
-        "markdown": ["render", "write_report"],
+        "markdown": ["decision_of", "render", "write_report"],
         "figures": ["before_after_figure", "loss_figure"],
     },
 )

@@ -31,20 +31,28 @@ def _save(fig: Any, path: Path) -> None:
     _pyplot().close(fig)
 
 
-def before_after_figure(deltas: Sequence[Delta], path: Path) -> Path:
-    """Horizontal bars per task metric, base and base+adapter, with ±1 standard error."""
+def before_after_figure(deltas: Sequence[Delta], path: Path, title: str = "base vs base+adapter") -> Path:
+    """Horizontal bars per task metric, base and base+adapter, with ±1 standard error, each bar labelled with its
+    value; a score of 0 still shows as an outlined sliver, so a bar that is absent reads as "not measured"."""
     plt = _pyplot()
     labels = [f"{d.task}\n{d.metric}" for d in deltas]
     height = 0.38
-    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.8 * len(deltas)), dpi=DPI)
+    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.8 * len(deltas)), dpi=DPI)
     ys = list(range(len(deltas)))
-    ax.barh([y - height / 2 for y in ys], [d.before for d in deltas], height, xerr=[d.before_stderr or 0 for d in deltas],
-            label="base", color="#9e9e9e", capsize=3)  # fmt: skip
-    ax.barh([y + height / 2 for y in ys], [d.after for d in deltas], height, xerr=[d.after_stderr or 0 for d in deltas],
-            label="base+adapter", color="#1f77b4", capsize=3)  # fmt: skip
+    top = max([1.0, *(max(d.before, d.after) + max(d.before_stderr or 0, d.after_stderr or 0) for d in deltas)])
+    sliver = top * 0.004  # the width a zero gets, so its bar is drawn
+    for offset, key, err, label, color in ((-height / 2, "before", "before_stderr", "base", "#9e9e9e"),
+                                          (height / 2, "after", "after_stderr", "base+adapter", "#1f77b4")):  # fmt: skip
+        values, errs = [getattr(d, key) for d in deltas], [getattr(d, err) or 0 for d in deltas]
+        bars = ax.barh([y + offset for y in ys], [max(v, sliver) for v in values], height, xerr=errs,
+                       label=label, color=color, edgecolor="#333333", linewidth=0.6, capsize=3)  # fmt: skip
+        for bar, v, e in zip(bars, values, errs):  # the value just past the error bar, never on it
+            ax.text(max(v, sliver) + e + top * 0.015, bar.get_y() + bar.get_height() / 2, f"{v:.3f}", va="center", fontsize=7)
     ax.set_yticks(ys, labels, fontsize=8)
     ax.invert_yaxis()
+    ax.set_xlim(0, top * 1.15)
     ax.set_xlabel("score (±1 standard error)")
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the bars, never over them
     fig.tight_layout()

@@ -1,4 +1,4 @@
-"""The run report: markdown with PNG figures beside it (verdict, before/after, flips, data card, training, reproducibility).
+"""The run report: markdown with PNG figures beside it (decision, before/after, flips, data card, training, reproducibility).
 
 ``write_report(run_dir, out_path)`` reads these files from the run directory, each optional (a
 missing one leaves its section saying so):
@@ -15,23 +15,26 @@ missing one leaves its section saying so):
 - ``check.json``: ``workbench check --json`` (rows, severity_counts, counts, findings).
 - ``stats.json``: ``workbench stats --json`` (rows, columns.tokens / trained_tokens, trained_share).
 
-The report is a pure function of those files: no clock, no absolute paths of the run directory,
-figures saved without software or time metadata, so the same inputs give the same bytes.
+The report is a pure function of those files: no clock, no absolute paths (models are named by
+the recipe's model name and a fingerprint), figures saved without software or time metadata, so
+the same inputs give the same bytes. It opens with the decision (workbench.eval.verdict): SHIP or
+DON'T SHIP and the evidence, the paired test first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from workbench.eval.paired import Comparison, Delta, compare
+from workbench.eval.paired import Comparison, compare
 from workbench.errors import WorkbenchError
 from workbench.eval.results import EvalResults
 from workbench.eval.results import load as load_results
+from workbench.eval.verdict import DEFAULT_GUARD_DROP, Decision, Evidence, decide
 from workbench.report.figures import before_after_figure, loss_figure
+from workbench.report.sections import cell, data_card, num, read_json, reproducibility, table, training
 
 READS = ("eval.json", "recipe.yaml", "run.json", "train_log.json", "ingest.json", "dedup.json", "check.json", "stats.json", "adapter")
 EXAMPLES = 3  # flip examples shown per direction
@@ -55,14 +58,34 @@ def write_report(
     figures = [("figure", out.with_name(f"{stem}-{kind}.png")) for kind in ("before-after", "loss")]
     guard([("report", out), *figures], [*(run / name for name in READS), results])
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = render(run, out, results=Path(results) if results else None)
+    text, _ = render(run, out, results=Path(results) if results else None)
     with atomic_text(out) as fh:
         fh.write(text)
     return out
 
 
-def render(run: Path, out: Path, *, results: Path | None = None) -> str:
-    """The report's markdown; figures are written beside ``out`` as a side effect."""
+def decision_of(run_dir: str | os.PathLike[str], *, results: str | os.PathLike[str] | None = None) -> Decision | None:
+    """The run's SHIP / DON'T SHIP decision (None when it has no before/after results), as the report states it."""
+    run = Path(run_dir)
+    path = Path(results) if results else run / "eval.json"
+    if not path.is_file():
+        return None
+    base, adapted = load_results(path)
+    if adapted is None:
+        return None
+    return _decide(compare(base, adapted), _recipe(run / "recipe.yaml"))
+
+
+def _decide(comp: Comparison, recipe: dict[str, Any]) -> Decision:
+    s = comp.settings
+    ev = recipe.get("eval") or {}
+    guards = s.get("guard_tasks") if s.get("guard_tasks") is not None else ev.get("guard_tasks") or []
+    drop = s.get("guard_drop") if s.get("guard_drop") is not None else ev.get("guard_drop", DEFAULT_GUARD_DROP)
+    return decide(comp, guard_tasks=guards, guard_drop=float(drop))
+
+
+def render(run: Path, out: Path, *, results: Path | None = None) -> tuple[str, Decision | None]:
+    """The report's markdown and its decision; figures are written beside ``out`` as a side effect."""
     info = _json(run / "run.json") or {}
     recipe = _recipe(run / "recipe.yaml")
     results_path = results or run / "eval.json"
@@ -71,29 +94,30 @@ def render(run: Path, out: Path, *, results: Path | None = None) -> str:
         base, adapted = load_results(results_path)
         _check_results(run, info, base, adapted, results_path)
     comp = compare(base, adapted) if base and adapted else None
+    decision = _decide(comp, recipe) if comp else None
     name = recipe.get("name") or info.get("recipe") or run.name
     stem = out.name.rsplit(".", 1)[0]
     parts = [f"# Run report: {name}", ""]
-    parts += _verdict(comp, base)
-    parts += _before_after(comp, out.parent, f"{stem}-before-after.png")
+    note = (recipe.get("report") or {}).get("note")
+    if note:
+        parts += [f"> {' '.join(str(note).split())}", ""]
+    parts += _verdict(comp, base, decision)
+    parts += _before_after(comp, recipe, out.parent, f"{stem}-before-after.png")
     parts += _flips(comp)
     parts += _heldout(comp)
-    parts += _data_card(run, info)
-    parts += _training(run, info, recipe, out.parent, f"{stem}-loss.png")
-    parts += _reproducibility(run, info, recipe, base, adapted)
-    return "\n".join(parts).rstrip() + "\n"
+    parts += data_card(run, info, recipe)
+    log = _json(run / "train_log.json")
+    figure = f"{stem}-loss.png"
+    drawn = isinstance(log, list) and loss_figure(log, out.parent / figure, title=f"{name}: training and eval loss")
+    parts += training(run, info, recipe, figure if drawn else None)
+    parts += reproducibility(run, info, recipe, base, adapted)
+    return "\n".join(parts).rstrip() + "\n", decision
 
 
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise WorkbenchError(f"{path}: not valid JSON: {e}") from None
+_json = read_json
 
 
 def _recipe(path: Path) -> dict[str, Any]:
@@ -129,9 +153,7 @@ def _check_results(run: Path, info: dict[str, Any], base: EvalResults, adapted: 
 
 # --- formatting -------------------------------------------------------------------------------
 
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
+_num, _cell, _table = num, cell, table
 
 
 def _signed(x: float, digits: int = 3) -> str:
@@ -144,16 +166,6 @@ def _p(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _cell(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines + [""]
-
-
 def _block(label: str, text: str) -> list[str]:
     text = text if len(text) <= CLIP else text[:CLIP] + " …"
     fence = "```"
@@ -162,57 +174,69 @@ def _block(label: str, text: str) -> list[str]:
     return [f"{label}:", "", f"{fence}text", text, fence, ""]
 
 
-def _describe(d: Delta) -> str:
-    p = _p(d.p)
-    test = f"z = {d.z:.2f}, p {p if p.startswith('<') else '= ' + p}" if d.z is not None else "no standard error to test against"
-    return f"{d.task} {d.metric} {_num(d.before)} → {_num(d.after)} ({_signed(d.delta)}, {test})"
+def _model_name(comp: Comparison, recipe: dict[str, Any]) -> str:
+    """The base model by the recipe's name for it and its fingerprint: never a path on the machine that ran it."""
+    spec = (recipe.get("model") or {}).get("name") or Path(str(comp.model.get("path") or "model")).name
+    return f"`{spec}` (fingerprint `{comp.model.get('fingerprint')}`)"
 
 
 # --- sections ---------------------------------------------------------------------------------
 
 
-def _verdict(comp: Comparison | None, base: EvalResults | None) -> list[str]:
-    if comp is None:
+def _verdict(comp: Comparison | None, base: EvalResults | None, decision: Decision | None) -> list[str]:
+    out = ["## Decision", ""]
+    if comp is None or decision is None:
         why = "`eval.json` holds only the base model" if base else "no `eval.json` in the run directory"
-        return [f"**Verdict:** not evaluated ({why}; run `workbench eval RUN_DIR`).", ""]
+        return out + [f"**Verdict:** not evaluated ({why}; run `workbench eval RUN_DIR`).", ""]
     if not comp.deltas and not comp.heldout:
-        return ["**Verdict:** no task was evaluated.", ""]
-    clauses = []
-    for word, group in (("improved", comp.improved), ("regressed", comp.regressed)):
-        sig = [d for d in group if d.significant]
-        if group:
-            clauses.append(f"{len(group)} {word} ({len(sig)} beyond their standard error)")
-    unchanged = [d for d in comp.deltas if not d.better and not d.worse]
-    if unchanged:
-        clauses.append(f"{len(unchanged)} unchanged")
-    line = "**Verdict:** " + ("; ".join(clauses) if clauses else "no benchmark metric")
+        return out + ["**Verdict:** no task was evaluated.", ""]
+    rows = [[e.task, e.metric, e.role, e.n, _num(e.before), _num(e.after), _signed(e.delta),
+             f"{_signed(e.ci[0])} to {_signed(e.ci[1])}" if e.ci else "–", f"{e.test}: {_p(e.p)}" if e.p is not None else e.test,
+             f"{e.flips[0]} / {e.flips[1]}" if e.flips else "–", "left out" if e.ignored else _standing(e)]
+            for e in decision.evidence]  # fmt: skip
+    out += _table(["task", "metric", "role", "n", "base", "base+adapter", "Δ", "95% CI of Δ", "test: p", "fail→pass / pass→fail", "reading"], rows)
+    out += [f"- {n}." for n in decision.notes]
     if comp.heldout:
         h = comp.heldout
-        line += f"; held-out loss {_num(h['before'])} → {_num(h['after'])} ({_signed(h['after'] - h['before'])})"
-    out = [line + ".", ""]
-    for d in comp.deltas:
-        kind = "improved" if d.better else "regressed" if d.worse else "unchanged"
-        noise = "" if kind == "unchanged" else (" — larger than its standard error" if d.significant else " — within noise")
-        out.append(f"- {kind}: {_describe(d)}{noise}")
-    return out + ["", "Two-sample z-test on lm-eval's per-task standard errors, two-sided, α = 0.05.", ""]
+        out += [f"- held-out loss {_num(h['before'])} → {_num(h['after'])} ({_signed(h['after'] - h['before'])}) on {h['rows']} conversations."]
+    out += [
+        f"- Pass/fail metrics are paired per item: McNemar's exact test on the items that flipped, and an Agresti-Min 95% "
+        f"interval for the change; other metrics: a two-sample z-test on lm-eval's standard errors. α = 0.05. A forgetting "
+        f"guard (role guard) fails when it falls by more than {decision.guard_drop:.2f} beyond noise.",
+        "",
+        decision.line,
+        "",
+    ]  # fmt: skip
+    return out
 
 
-def _before_after(comp: Comparison | None, where: Path, name: str) -> list[str]:
+def _standing(e: Evidence) -> str:
+    if e.improved:
+        return "better, beyond noise"
+    if e.regressed:
+        return "worse, beyond noise"
+    return "no change beyond noise"
+
+
+def _before_after(comp: Comparison | None, recipe: dict[str, Any], where: Path, name: str) -> list[str]:
     out = ["## Before / after", ""]
     if comp is None or not comp.deltas:
         return out + ["No before/after results.", ""]
     s = comp.settings
+    quant = "a 4-bit NF4 base for both runs (as QLoRA trained it)" if s.get("load_in_4bit") else f"the base in {s.get('dtype') or 'auto'} precision for both runs"
+    run_name = recipe.get("name") or "this run"
     out += [
-        (f"Model `{comp.model.get('path')}`, adapter `{(comp.adapter or {}).get('path')}`. "
-        f"Same settings for both: limit {s.get('limit') if s.get('limit') is not None else 'none (every item)'}, few-shot {s.get('num_fewshot') if s.get('num_fewshot') is not None else 'task default'}, "
+        (f"Base model {_model_name(comp, recipe)}; adapter of run `{run_name}` (fingerprint `{(comp.adapter or {}).get('fingerprint')}`). "
+        f"Same settings for both: {quant}, limit {s.get('limit') if s.get('limit') is not None else 'none (every item)'}, few-shot {s.get('num_fewshot') if s.get('num_fewshot') is not None else 'task default'}, "
         f"chat template {'on' if s.get('apply_chat_template') else 'off'}, system instruction {repr(s['system_instruction']) if s.get('system_instruction') else 'none'}, "
-        f"BOS {'added' if s.get('add_bos_token') else 'not added'}, generation {json.dumps(s.get('gen_kwargs') or {}, sort_keys=True)}, seed {s.get('seed')}."),
+        f"BOS {'added' if s.get('add_bos_token') else 'not added'}, generation {json.dumps(s.get('gen_kwargs') or {}, sort_keys=True)}, "
+        f"template kwargs {json.dumps(s.get('template_kwargs') or {}, sort_keys=True)}, seed {s.get('seed')}, batch size {s.get('batch_size')}, "
+        f"lm-eval backend {s.get('backend') or 'hf'}."),
         "",
     ]  # fmt: skip
-    rows = [[d.task, d.metric, d.n, _num(d.before), _num(d.after), _signed(d.delta), f"{_num(d.before_stderr)} / {_num(d.after_stderr)}",
-             "–" if d.z is None else f"{d.z:.2f}", _p(d.p)] for d in comp.deltas]  # fmt: skip
-    out += _table(["task", "metric", "n", "base", "base+adapter", "Δ", "stderr (base / adapter)", "z", "p"], rows)
-    before_after_figure(comp.deltas, where / name)
+    rows = [[d.task, d.metric, d.n, _num(d.before), _num(d.after), _signed(d.delta), f"{_num(d.before_stderr)} / {_num(d.after_stderr)}"] for d in comp.deltas]
+    out += _table(["task", "metric", "n", "base", "base+adapter", "Δ", "stderr (base / adapter)"], rows)
+    before_after_figure(comp.deltas, where / name, title=f"{run_name}: base vs base+adapter")
     return out + [f"![before and after]({name})", ""]
 
 
@@ -228,8 +252,10 @@ def _flips(comp: Comparison | None) -> list[str]:
                 continue
             out += [f"### {f.task} {f.metric}: {title} ({len(items)})", ""]
             for item in items[:EXAMPLES]:
-                out += [f"**item {item.doc_id}**", ""]
-                out += _block("prompt", item.prompt) + _block("base", item.before) + _block("base+adapter", item.after) + _block("target", item.target)
+                out += [f"**item {item.doc_id}**", ""] + _block("prompt", item.prompt)
+                for who, raw, answer in (("base", item.before_raw, item.before), ("base+adapter", item.after_raw, item.after)):
+                    out += _block(f"{who} wrote", raw) + [f"{who}'s answer as the filter read it: `{_cell(answer)}`", ""] if raw else _block(who, answer)
+                out += _block("target", item.target)
     return out
 
 
@@ -251,123 +277,3 @@ def _heldout(comp: Comparison | None) -> list[str]:
     return out
 
 
-def _data_card(run: Path, info: dict[str, Any]) -> list[str]:
-    out = ["## Data card", ""]
-    ingest, dedup, check, stats = (_json(run / f"{n}.json") for n in ("ingest", "dedup", "check", "stats"))
-    rows: list[list[Any]] = []
-    if ingest:
-        rows.append(["rows read", ingest.get("read")])
-        rows.append(["rejected at ingest", ingest.get("rejected")])
-        rows += [[f"rejected: {k}", v] for k, v in sorted((ingest.get("rejected_by_reason") or {}).items())]
-    if dedup:
-        c = dedup.get("counts", {})
-        rows.append(["removed by dedup", c.get("removed")])
-        rows += [[f"removed: {k}", c[k]] for k in ("exact", "near", "contaminated", "leaked", "manual") if c.get(k)]
-        rows.append(["kept after dedup", c.get("kept")])
-    ex = info.get("examples") or {}
-    if ex:
-        rows += [[f"dropped before training: {k}", v] for k, v in sorted((ex.get("dropped") or {}).items())]
-        rows += [["trained on", ex.get("train")], ["held out", ex.get("eval")]]
-    if stats:
-        cols = stats.get("columns", {})
-        for col in ("tokens", "trained_tokens"):
-            d = cols.get(col)
-            if d:
-                rows.append([f"{col.replace('_', ' ')} per example (mean / p50 / p90 / max)",
-                             f"{_num(d.get('mean'), 1)} / {d.get('p50')} / {d.get('p90')} / {d.get('max')}"])  # fmt: skip
-        if stats.get("trained_share") is not None:
-            rows.append(["trained-token share", f"{100 * stats['trained_share']:.1f}%"])
-    if not rows and not check:
-        return out + ["No data summaries in the run directory (ingest.json, dedup.json, check.json, stats.json).", ""]
-    if rows:
-        out += _table(["", "rows"], rows)
-    if check:
-        sev = check.get("severity_counts") or {}
-        out += [f"Checks over {check.get('rows')} rows: " + ", ".join(f"{v} {k}" for k, v in sev.items()) + ".", ""]
-        findings = [[f.get("severity"), f.get("code"), len(f.get("example_ids") or []), f.get("message")] for f in check.get("findings") or []]
-        if findings:
-            out += _table(["severity", "code", "examples", "finding"], findings)
-    missing = [f"{n}.json" for n, v in (("ingest", ingest), ("dedup", dedup), ("check", check), ("stats", stats)) if not v]
-    if missing:
-        out += [f"Not recorded: {', '.join(missing)}.", ""]
-    return out
-
-
-def _training(run: Path, info: dict[str, Any], recipe: dict[str, Any], where: Path, name: str) -> list[str]:
-    out = ["## Training", ""]
-    if not info and not recipe:
-        return out + ["No training record (run.json, recipe.yaml).", ""]
-    r, lora, train, quant = info.get("result") or {}, recipe.get("lora") or {}, recipe.get("train") or {}, recipe.get("quant") or {}
-    model = recipe.get("model") or {}
-    n_train, n_total = r.get("trainable_params"), r.get("total_params")
-    params = f"{n_train:,} of {n_total:,} ({100 * n_train / n_total:.2f}%)" if n_train and n_total else "–"
-    targets = lora.get("target_modules")
-    rows = [
-        ["model", model.get("name", info.get("model"))],
-        ["method", f"{'QLoRA (4-bit base)' if info.get('quantized') else 'LoRA'}; r {lora.get('r')}, alpha {lora.get('alpha')}, dropout {lora.get('dropout')}"
-                   + (", DoRA" if lora.get("use_dora") else "") + (", rsLoRA" if lora.get("use_rslora") else "")],
-        ["targets", ", ".join(targets) if isinstance(targets, list) else targets],
-        ["trainable parameters", params],
-        ["schedule", f"{str(train.get('max_steps')) + ' steps' if train.get('max_steps') else str(train.get('epochs')) + ' epochs'}; lr {train.get('learning_rate')} {train.get('lr_scheduler')}, warmup {train.get('warmup_ratio')}"],
-        ["batch", f"{train.get('per_device_batch_size')} × {train.get('gradient_accumulation')} accumulation"
-                  + (f" × {info['processes']} processes" if (info.get("processes") or 1) > 1 else "")],
-        ["loss on", (recipe.get("mask") or {}).get("strategy")],
-        ["backend", ", ".join(str(x) for x in (info.get("backend"), info.get("precision"), info.get("optimizer")) if x)],
-        ["steps", r.get("steps")],
-        ["loss (first → last)", f"{_num(r.get('first_loss'), 4)} → {_num(r.get('last_loss'), 4)}"],
-        ["eval loss (last)", _num(r.get("eval_loss"), 4)],
-        ["tokens/s (median)", _num(r.get("tokens_per_s"), 1)],
-        ["duration", f"{info['duration_s']:.0f} s" if isinstance(info.get("duration_s"), (int, float)) else "not recorded"],
-        ["hardware", info.get("hardware") or "not recorded"],
-    ]  # fmt: skip
-    if info.get("distributed"):  # runs recorded before processes were counted say nothing here
-        rows.insert(rows.index(next(r for r in rows if r[0] == "backend")), ["processes", info["distributed"]])
-    if quant.get("load_in_4bit") and not info.get("quantized"):
-        rows.insert(2, ["note", "the recipe asked for 4-bit; this platform trained without it"])
-    out += _table(["", ""], [[k, "–" if v is None else v] for k, v in rows])
-    log = _json(run / "train_log.json")
-    if isinstance(log, list) and loss_figure(log, where / name, title=f"{recipe.get('name') or run.name}: loss"):
-        out += [f"![training and eval loss]({name})", ""]
-    return out
-
-
-def _reproducibility(run: Path, info: dict[str, Any], recipe: dict[str, Any], base: EvalResults | None, adapted: EvalResults | None) -> list[str]:
-    out = ["## Reproducibility", ""]
-    seeds = [["data split / shuffle", (recipe.get("data") or {}).get("seed")], ["training", (recipe.get("train") or {}).get("seed")]]
-    if base:
-        seeds.append(["evaluation", base.settings.get("seed")])
-    out += _table(["seed", "value"], [[k, "–" if v is None else v] for k, v in seeds])
-    hashes = [
-        ["training data (ids + labels)", info.get("data_hash")],
-        ["recipe.yaml", _file_hash(run / "recipe.yaml")],
-        ["tokenizer", info.get("tokenizer_hash") or _tokenizer_hash(run / "adapter")],
-        ["chat template", info.get("template_hash")],
-    ]
-    if base:
-        hashes.append(["base model", base.model.get("fingerprint")])
-    if adapted and adapted.adapter:
-        hashes.append(["adapter", adapted.adapter.get("fingerprint")])
-    for task, t in sorted((base.tasks if base else {}).items()):
-        hashes.append([f"task config: {task}", t.config_hash])
-    out += _table(["what", "hash"], [[k, f"`{v}`" if v else "not recorded"] for k, v in hashes])
-    versions = dict(info.get("versions") or {})
-    for res in (base, adapted):
-        for k, v in (res.versions if res else {}).items():
-            versions.setdefault(k, v)
-    if versions:
-        out += _table(["package", "version"], [[k, v or "not installed"] for k, v in sorted(versions.items())])
-    return out
-
-
-def _file_hash(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
-
-
-def _tokenizer_hash(folder: Path) -> str | None:
-    files = [folder / n for n in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja") if (folder / n).is_file()]
-    if not files:
-        return None
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:16]

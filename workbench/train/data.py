@@ -49,20 +49,15 @@ def prepare(
         dropped_rows += [{"id": None, "source": r.where(), "reason": f"reject:{r.reason}", "detail": r.detail} for r in got.rejects]
     convs = list(conversations)
     rows_in = len(convs) + len(dropped_rows)
-    rng = random.Random(d.seed)
     if heldout is None and isinstance(d.heldout, str):
         from workbench.data import ingest
 
         heldout = ingest.load([d.heldout], format=d.format, mapping=d.mapping or None).conversations
-    elif heldout is None and isinstance(d.heldout, float):
-        rng.shuffle(convs)
-        n = max(1, round(len(convs) * d.heldout))
-        heldout, convs = convs[:n], convs[n:]
-    if d.limit is not None and len(convs) > d.limit:
-        if not isinstance(d.heldout, float):
-            rng.shuffle(convs)
-        dropped_rows += [{"id": c.id, "source": str(c.source), "reason": "over_limit", "detail": f"data.limit={d.limit}"} for c in convs[d.limit :]]
-        convs = convs[: d.limit]
+    fraction = d.heldout if heldout is None and isinstance(d.heldout, float) else None
+    convs, split_off, over = limit_and_split(convs, limit=d.limit, heldout=fraction, seed=d.seed)
+    if fraction is not None:
+        heldout = split_off
+    dropped_rows += [{"id": c.id, "source": str(c.source), "reason": "over_limit", "detail": f"data.limit={d.limit}"} for c in over]
     train_rows = _mask(recipe, tokenizer, convs, dropped_rows)
     held_dropped: list[dict[str, Any]] = []
     eval_rows = _mask(recipe, tokenizer, list(heldout or []), held_dropped)
@@ -76,6 +71,23 @@ def prepare(
         reasons = Counter(r["reason"] for r in dropped_rows)
         raise WorkbenchError("no training example is left", f"dropped: {dict(reasons)}" if reasons else "data.sources is empty")
     return Prepared(train_rows, eval_rows, dict(sorted(Counter(r["reason"] for r in dropped_rows).items())), dropped_rows, rows_in)
+
+
+def limit_and_split(convs: Sequence[Conversation], *, limit: int | None, heldout: float | None, seed: int
+                    ) -> tuple[list[Conversation], list[Conversation], list[Conversation]]:  # fmt: skip
+    """(train, held out, over the limit): a seeded shuffle, the first ``limit`` rows kept, then the ``heldout``
+    fraction split off *those* rows, so `limit: 10000, heldout: 0.01` holds out 100 rows, not 1% of the source."""
+    rows = list(convs)
+    if limit is None and heldout is None:
+        return rows, [], []
+    random.Random(seed).shuffle(rows)
+    over: list[Conversation] = []
+    if limit is not None and len(rows) > limit:
+        rows, over = rows[:limit], rows[limit:]
+    if heldout is None:
+        return rows, [], over
+    n = max(1, round(len(rows) * heldout))
+    return rows[n:], rows[:n], over
 
 
 def _mask(recipe: Recipe, tokenizer: Any, convs: list[Conversation], dropped: list[dict[str, Any]]) -> list[Rendered]:

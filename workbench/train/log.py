@@ -70,8 +70,13 @@ def make_callback(on_progress: ProgressFn | None) -> Any:
             self.step_started = 0.0
             self.train_time = 0.0  # seconds inside steps since the last log
             self.last_tokens: float | None = None
+            self.last_wall = time.perf_counter()
+            self.resumed = False
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            # TRL counts tokens from 0 in every session, and the log history (kept in checkpoints) carries
+            # each record's own seconds and tokens: their sums span every resumed segment
+            self.last_tokens, self.last_wall, self.resumed = 0.0, time.perf_counter(), state.global_step > 0
             emit(TrainEvent("start", step=state.global_step, max_steps=state.max_steps))
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -84,9 +89,15 @@ def make_callback(on_progress: ProgressFn | None) -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             logs = logs or {}
             record = state.log_history[-1] if state.log_history else {}
+            now = time.perf_counter()
+            record["seconds"], self.last_wall = round(now - self.last_wall, 3), now  # wall time since the last record
+            if self.resumed:
+                record["resumed"], self.resumed = True, False  # the first record of a resumed session
             if "loss" in logs and "num_tokens" in logs:
                 tokens = float(logs["num_tokens"])
                 delta = tokens - self.last_tokens if self.last_tokens is not None and tokens >= self.last_tokens else None
+                if delta is not None:
+                    record["tokens"] = int(delta)
                 if delta is not None and self.train_time > 0:
                     record["tokens_per_s"] = delta / self.train_time
                 self.last_tokens, self.train_time = tokens, 0.0
@@ -105,14 +116,23 @@ def make_callback(on_progress: ProgressFn | None) -> Any:
 
 def step_log(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The trainer's log history as one record per logged step: loss, eval loss, lr, tokens/s."""
-    keep = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s", "num_tokens", "mean_token_accuracy")
+    keep = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s", "num_tokens", "mean_token_accuracy", "resumed")
     by_step: dict[int, dict[str, Any]] = {}
     for rec in log_history:
         if "step" not in rec or not ({"loss", "eval_loss"} & rec.keys()):
             continue
         row = by_step.setdefault(int(rec["step"]), {"step": int(rec["step"])})
         row.update({k: rec[k] for k in keep if k in rec})
+        for k in ("seconds", "tokens"):  # a step's train and eval records both count
+            if isinstance(rec.get(k), (int, float)):
+                row[k] = row.get(k, 0) + rec[k]
     return [by_step[k] for k in sorted(by_step)]
+
+
+def totals(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Wall seconds, tokens and sessions over every segment of a run (a resumed run's log holds them all)."""
+    return {"seconds": round(sum(r.get("seconds", 0.0) for r in log), 1), "tokens": int(sum(r.get("tokens", 0) for r in log)),
+            "segments": 1 + sum(1 for r in log if r.get("resumed"))}  # fmt: skip
 
 
 def plot_loss(log: list[dict[str, Any]], path: Path, title: str = "training loss") -> Path | None:

@@ -38,8 +38,8 @@ class TrainResult:
     tokens_per_s: float | None  # median over logged steps
     examples: int
     log: list[dict[str, Any]]
-    train_seconds: float = 0.0  # wall time of the training loop (this session's part when resumed)
-    tokens: int = 0  # tokens the trainer consumed (TRL's num_tokens)
+    train_seconds: float = 0.0  # wall time of the training loop, summed over every resumed session
+    tokens: int = 0  # tokens the trainer consumed (TRL's num_tokens), summed over every resumed session
     notes: list[str] = field(default_factory=list)
     merged_dir: Path | None = None
 
@@ -349,15 +349,16 @@ def _train(
         trainlog.write_jsonl(out / "dropped.jsonl", data.dropped_rows)
         losses = [r["loss"] for r in log if "loss" in r]
         evals = [r["eval_loss"] for r in log if "eval_loss" in r]
+        best = trainer.state.best_metric if trainer.args.load_best_model_at_end else None  # the checkpoint early stopping restored
+        spent = trainlog.totals(log)
         speeds = sorted(r["tokens_per_s"] for r in log if r.get("tokens_per_s"))
         result = TrainResult(
             run_dir=out, adapter_dir=adapter_dir, backend=plat.backend, steps=trainer.state.global_step,
             first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-            eval_loss=evals[-1] if evals else None, stopped_early=stopped, trainable_params=n_train, total_params=n_total,
-            tokens_per_s=speeds[len(speeds) // 2] if speeds else None, examples=len(data.train), log=log, notes=notes,
-            train_seconds=float(run_metrics.get("train_runtime", 0.0)),
-            tokens=int(max((r.get("num_tokens", 0) for r in log), default=0)),
-        )
+            eval_loss=best if best is not None else evals[-1] if evals else None, stopped_early=stopped, trainable_params=n_train,
+            total_params=n_total, tokens_per_s=speeds[len(speeds) // 2] if speeds else None, examples=len(data.train), log=log,
+            notes=notes, train_seconds=spent["seconds"] or float(run_metrics.get("train_runtime", 0.0)), tokens=spent["tokens"],
+        )  # fmt: skip
         if recipe.merge.enabled:
             m = recipe.merge
             result.merged_dir = merging.merge([adapter_dir, *m.adapters], out / "merged", base=path, weights=m.weights or None,
@@ -373,7 +374,8 @@ def _train(
             "packing": {"requested": recipe.train.packing, "used": recipe.train.packing and not refusal, "refused": refusal},
             "checkpoint": {"key": key, "stage_key": stage_key, "resumed_from": start.name if start else None},
             "versions": trainlog.versions(),
-            "duration_s": round(result.train_seconds, 1),
+            "duration_s": round(result.train_seconds, 1), "tokens": result.tokens, "segments": spent["segments"],
+            "eval_loss_from": "best checkpoint (restored)" if best is not None else "last evaluation",
             "hardware": _hardware(plat, world),
             "processes": world.size, "strategy": world.strategy, "distributed": describe(world),
             "accelerate_config": recipe.train.distributed,
