@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ContextManager
 
-from workbench.dedup.engine import DedupConfig, DedupResult, Removed, _counts, dedup
+from workbench.dedup.engine import REASONS, DedupConfig, DedupResult, Removed, dedup
 from workbench.dedup.views import text_view
 from workbench.errors import UsageError, WorkbenchError
 from workbench.records import Conversation
@@ -45,6 +46,11 @@ def apply_overrides(result: DedupResult, overrides: Mapping[int, str]) -> DedupR
     counts = _counts(result.counts["read"], kept, removed)  # type: ignore[arg-type]
     assert counts["read"] == counts["kept"] + counts["removed"], counts
     return replace(result, kept=kept, removed=removed, kept_rows=kept_rows, counts=counts)  # type: ignore[arg-type]
+
+
+def _counts(n: int, kept: Sequence[Any], removed: Sequence[Removed]) -> dict[str, int]:
+    by = Counter(r.reason for r in removed)
+    return {"read": n, "kept": len(kept), "removed": len(removed), **{r: by.get(r, 0) for r in REASONS}}
 
 
 def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
