@@ -295,12 +295,15 @@ def dedup(
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN (repeatable).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the summary as JSON here.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report, write no kept/removed files.")] = False,
+    canonical: Annotated[bool, typer.Option("--canonical", help="Write kept and removed rows as canonical messages (as ingest does), not as the input's own rows.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Remove exact and near duplicates (MinHash LSH, verified by exact Jaccard) and rows that match eval sets.
 
-    Every removed row is written with its reason (exact, near, contaminated, leaked), its cluster,
-    the id of the row kept in its place and the similarity; rows read = kept + removed (+ rejected).
+    Kept rows are written as they are in the input (a JSONL row byte for byte; --canonical writes
+    canonical messages). Every removed row is written with its reason (exact, near, contaminated,
+    leaked), its cluster, the id and file:line of the row kept in its place and the similarity;
+    rows read = kept + removed (+ rejected).
     """
     import json
 
@@ -313,7 +316,7 @@ def dedup(
     config.validate()
     run = dd.run_files([str(p) for p in inputs], output=output, removed=removed, against=[str(a) for a in against or []],
                        leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
-                       progress=progress)  # fmt: skip
+                       progress=progress, canonical=canonical)  # fmt: skip
     if as_json:
         print(json.dumps(run.to_dict(), ensure_ascii=False))
     else:

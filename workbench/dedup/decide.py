@@ -137,8 +137,9 @@ def decide(f: Features, cfg: Any, fetch_grams: FetchGrams, fetch_texts: FetchTex
         useful = pj >= n_ev  # an --against item paired with another one tells nothing
         pi, pj = pi[useful], pj[useful]
         stats.update(candidate_pairs=int(len(pi)), big_buckets=int(big))
-        tnodes = np.unique(np.concatenate([pi, pj]))
-        tnodes = tnodes[tnodes >= n_ev]
+        in_pair = np.zeros(len(bands), bool)
+        in_pair[pi] = in_pair[pj] = True
+        tnodes = np.nonzero(in_pair[n_ev:])[0] + n_ev
         grams = fetch_grams(train[tnodes - n_ev]) if len(tnodes) else (np.zeros(0, np.uint64), np.zeros(1, np.int64), np.zeros(0, np.int64))
         m = n_ev + len(train)
         at = np.full(m, -1, np.int64)
@@ -231,13 +232,14 @@ def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list
     rows = np.array(sorted({r for g in groups for r in g}), np.int64)
     at = {r: k for k, r in enumerate(rows.tolist())}
     texts = fetch_texts(rows, "response")
-    out = []
+    firsts = np.array([at[g[0]] for g in groups for _ in g[1:]], np.int64)
+    others = np.array([at[r] for g in groups for r in g[1:]], np.int64)
+    sims = mh.exact_jaccard(texts, firsts, others, ngram=cfg.ngram, casefold=cfg.casefold, nfc=cfg.nfc)
+    out, k = [], 0
     for g in groups:
-        first, rest = at[g[0]], np.array([at[r] for r in g[1:]], np.int64)
-        sims = mh.exact_jaccard(texts, np.full(len(rest), first, np.int64), rest, ngram=cfg.ngram,
-                                casefold=cfg.casefold, nfc=cfg.nfc)  # fmt: skip
-        if (sims < cfg.threshold).any():
+        if (sims[k : k + len(g) - 1] < cfg.threshold).any():
             out.append(g)
+        k += len(g) - 1
     return sorted(out)
 
 

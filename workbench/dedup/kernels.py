@@ -265,13 +265,37 @@ def _push(keys, nk, u, w, N):  # type: ignore[no-untyped-def]
     return keys, nk + 1
 
 
+@njit(inline="always")
+def _first_shared(band_hashes, u, w):  # type: ignore[no-untyped-def]
+    """The first band rows u and w share (band_hashes.shape[1] when none)."""
+    B = band_hashes.shape[1]
+    for c in range(B):
+        if band_hashes[u, c] == band_hashes[w, c]:
+            return c
+    return B
+
+
+@njit
+def _run_pairs(band_hashes, bi, members, t0, t1, cap, keys, nk):  # type: ignore[no-untyped-def]
+    """Pairs among members[t0:t1] whose first shared band is ``bi`` (so each pair is made once): all
+    of them, or for a run of more than ``cap`` rows each row with the run's first ``cap`` rows (in
+    priority order: the rows that will be kept and claim the others)."""
+    N = band_hashes.shape[0]
+    for x in range(t0, t1):
+        for y in range(t0, min(x, t0 + cap)):
+            u, w = members[y], members[x]
+            if _first_shared(band_hashes, u, w) == bi:
+                keys, nk = _push(keys, nk, u, w, N)
+    return keys, nk
+
+
 @njit
 def bucket_pairs(band_hashes, bi, order, cap, keys, nk):  # type: ignore[no-untyped-def]
-    """Pairs of rows sharing band ``bi`` (``order`` sorts that column stably) appended to ``keys`` as
-    ``i * N + j``. A bucket of at most ``cap`` rows gives all its pairs. A bigger one (templated text
-    crowds one bucket) gives only the pairs that also share another band, each such sub-bucket
-    capped the same way, where a row meets the ``cap`` rows before it: work stays linear in rows.
-    Returns the keys, how many, and how many big buckets took the fallback."""
+    """Pairs of rows whose first shared band is ``bi`` (``order`` sorts that column stably), appended
+    to ``keys`` as ``i * N + j``. A bucket of at most ``cap`` rows gives all its pairs. A bigger one
+    (templated text crowds one bucket) gives only the pairs that also share a second band; a run
+    sharing two bands that is still bigger than ``cap`` pairs each row with the run's first ``cap``
+    rows. Work stays linear in rows. Returns the keys, how many, and how many buckets were big."""
     N, B = band_hashes.shape
     big = 0
     s = 0
@@ -282,16 +306,14 @@ def bucket_pairs(band_hashes, bi, order, cap, keys, nk):  # type: ignore[no-unty
             e += 1
         g = e - s
         if g <= cap:
-            for x in range(s, e):
-                for y in range(x + 1, e):
-                    keys, nk = _push(keys, nk, order[x], order[y], N)
+            keys, nk = _run_pairs(band_hashes, bi, order, s, e, cap, keys, nk)
         else:
             big += 1
             members = order[s:e]
+            col = np.empty(g, dtype=np.uint64)
             for c in range(B):
                 if c == bi:
                     continue
-                col = np.empty(g, dtype=np.uint64)
                 for t in range(g):
                     col[t] = band_hashes[members[t], c]
                 sub = members[np.argsort(col, kind="mergesort")]  # stable: priority order within a run
@@ -300,9 +322,8 @@ def bucket_pairs(band_hashes, bi, order, cap, keys, nk):  # type: ignore[no-unty
                     t1 = t0 + 1
                     while t1 < g and band_hashes[sub[t1], c] == band_hashes[sub[t0], c]:
                         t1 += 1
-                    for x in range(t0, t1):
-                        for y in range(max(t0, x - cap), x):
-                            keys, nk = _push(keys, nk, sub[y], sub[x], N)
+                    if t1 - t0 > 1:
+                        keys, nk = _run_pairs(band_hashes, bi, sub, t0, t1, cap, keys, nk)
                     t0 = t1
         s = e
     return keys, nk, big
@@ -450,6 +471,9 @@ def stars(n, ptr, nbr, flat, start, count, alive, threshold):  # type: ignore[no
         for t in range(ptr[u], ptr[u + 1]):
             v = nbr[t]
             if keeper[v] != -1 or not alive[v]:
+                continue
+            small, large = min(count[u], count[v]), max(count[u], count[v])
+            if small < threshold * large:  # J <= |small| / |large|: it cannot reach the threshold
                 continue
             if not built:
                 size, mask = _build(flat, start[u], count[u], table, used)

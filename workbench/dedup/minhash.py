@@ -253,7 +253,9 @@ def candidate_pairs(band_hashes: np.ndarray, cap: int = 64) -> tuple[np.ndarray,
         order = np.argsort(bh[:, bi], kind="stable")  # stable: a bucket lists its rows in priority order
         keys, nk, b = kernels().bucket_pairs(bh, bi, order, cap, keys, nk)
         big += b
-    keys = np.unique(keys[:nk])
+    keys = np.sort(keys[:nk])  # sort-based unique: much faster than np.unique's hashing for millions
+    if len(keys):
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     return keys // n, keys % n, big
 
 
@@ -296,11 +298,10 @@ def stars(
     n: int, pi: np.ndarray, pj: np.ndarray, gram: tuple[np.ndarray, np.ndarray, np.ndarray], at: np.ndarray,
     alive: np.ndarray, threshold: float,
 ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
-    """Star clusters over nodes ``0..n-1`` (priority order) from candidate pairs ``pi < pj``, verified on
-    demand with the gram sets ``gram`` (``at[node]`` is a node's set; -1 for nodes in no pair).
-    Returns the keeper of each node (-1: dead), the similarity to it, and the pairs verified."""
-    order = np.lexsort((pj, pi))
-    pi, pj = pi[order], pj[order]
+    """Star clusters over nodes ``0..n-1`` (priority order) from candidate pairs ``pi < pj`` sorted by
+    ``pi`` (as ``candidate_pairs`` gives them), verified on demand with the gram sets ``gram``
+    (``at[node]`` is a node's set; -1 for nodes in no pair). Returns the keeper of each node
+    (-1: dead), the similarity to it, and the pairs verified."""
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(pi, minlength=n), out=ptr[1:])
     flat, start, count = gram

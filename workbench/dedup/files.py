@@ -1,0 +1,328 @@
+"""`workbench dedup` on files: read the rows (``rows``), decide (``decide``), write the user's own rows back.
+
+The kept file holds the kept rows exactly as the user wrote them: a JSONL row is its input line,
+byte for byte (fields, key order, escapes and ids as they were); a row of another format is its
+original columns as one JSON object (or a Parquet/HF row). ``canonical=True`` writes canonical
+messages instead, as ``ingest`` does. The removed file holds each removed row the same way, with a
+``removed`` object added: reason, cluster, the kept row's id and ``file:line``, similarity, the
+``--against`` file and item, and the conflicting-answers group when its prompt has other answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, ContextManager
+
+import numpy as np
+
+from workbench.dedup.decide import REASONS, Decision, decide
+from workbench.dedup.engine import DedupConfig, against_features, conflict_findings
+from workbench.errors import UsageError, WorkbenchError
+from workbench.records import Finding
+
+ProgressFactory = Callable[..., ContextManager[Callable[[int, "int | None"], None]]]
+TOP = 10
+PREVIEW = 100
+
+
+def default_paths(first_input: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``data.jsonl`` → ``data.dedup.jsonl`` and ``data.removed.jsonl`` beside it."""
+    p = Path(os.fspath(first_input).rstrip("/"))
+    stem = p.name.rsplit(".", 1)[0] if p.suffix else p.name
+    return p.with_name(f"{stem}.dedup.jsonl"), p.with_name(f"{stem}.removed.jsonl")
+
+
+@dataclass
+class DedupRun:
+    """What ``run_files`` did: counts that add up (rows read = kept + removed + rejected by ingest),
+    the biggest clusters, findings, and where everything was written."""
+
+    counts: dict[str, int]
+    config: DedupConfig
+    clusters: int
+    biggest: list[dict[str, Any]]
+    findings: list[Finding]
+    against: list[Any]
+    against_removed: dict[str, int]
+    stats: dict[str, Any]
+    inputs: list[str]
+    kept_path: str | None
+    removed_path: str | None
+    rejects_path: str | None
+    report_path: str | None
+    dry_run: bool
+    seconds: float
+    canonical: bool = False
+    formats: dict[str, str] = field(default_factory=dict)
+    rejects: list[Any] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return self.counts["rows_read"]
+
+    @property
+    def rejected(self) -> int:
+        return self.counts["rejected"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "clusters": self.clusters,
+            "biggest_clusters": self.biggest,
+            "findings": [f.to_dict() for f in self.findings],
+            "against": [{"path": s.path, "reason": s.reason, "items": len(s.items), "notes": s.notes,
+                         "rows_removed": self.against_removed.get(s.path, 0)} for s in self.against],  # fmt: skip
+            "stats": dict(self.stats),
+            "config": asdict(self.config),
+            "outputs": {"kept": self.kept_path, "removed": self.removed_path, "rejects": self.rejects_path,
+                        "report": self.report_path, "dry_run": self.dry_run,
+                        "rows": "canonical" if self.canonical else "original"},  # fmt: skip
+            "formats": dict(self.formats),
+            "inputs": self.inputs,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except OSError:
+        return False
+
+
+class _Quiet:
+    def __call__(self, description: str, total: int | None = None) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext(lambda done, total=None: None)
+
+
+def run_files(
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    removed: str | os.PathLike[str] | None = None,
+    against: Sequence[str | os.PathLike[str]] = (),
+    leak: bool = False,
+    config: DedupConfig | None = None,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    report: str | os.PathLike[str] | None = None,
+    progress: ProgressFactory | None = None,
+    canonical: bool = False,
+    workers: int | None = None,
+) -> DedupRun:
+    """Read ``inputs`` (and ``against`` files), dedup, and write kept, removed (and ingest's rejects,
+    if any) atomically; with ``dry_run`` only the report is written. Refuses to overwrite an input.
+    Kept and removed rows are the user's own rows unless ``canonical``."""
+    from workbench.data.export import format_for
+    from workbench.data.ingest import default_rejects_path
+    from workbench.dedup import rows as rd
+    from workbench.dedup.decontam import load_against
+    from workbench.dedup.views import text_view
+
+    started = time.perf_counter()
+    if not inputs:
+        raise UsageError("no input files", "workbench dedup data.jsonl")
+    cfg = config or DedupConfig()
+    cfg.validate()
+    progress = progress or _Quiet()
+    kept_default, removed_default = default_paths(inputs[0])
+    kept_path = Path(output) if output else kept_default
+    removed_path = Path(removed) if removed else removed_default
+    rejects_path = default_rejects_path(kept_path)
+    protect = [*inputs, *against]
+    outs = [kept_path, removed_path, rejects_path, *([Path(report)] if report else [])]
+    for out in outs:  # every output checked before any work
+        for p in protect:
+            if _same_file(out, p):
+                raise WorkbenchError(f"refusing to overwrite input {p}", "choose another -o/--removed/--report path")
+    for a in range(len(outs)):
+        for b in range(a + 1, len(outs)):
+            if _same_file(outs[a], outs[b]):
+                raise UsageError(f"two outputs are the same file: {outs[a]}", "give -o, --removed and --report different paths")
+    kind = format_for(kept_path)
+    sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
+    ag = against_features(sets, cfg)
+    with progress("reading") as update:
+        rows = rd.read([os.fspath(p) for p in inputs], cfg=cfg, format=format, mapping=mapping,
+                       ngrams=ag.table if ag else None, workers=workers, on_progress=update)  # fmt: skip
+    try:
+        with progress("dedup", len(rows)) as update:
+            d = decide(rows.features, cfg, rd.grams_fetcher(rows, cfg), rd.texts_fetcher(rows, cfg), ag)
+            update(len(rows), len(rows))
+        ids = _ids(rows, d, cfg, canonical)
+        biggest = _biggest(rows, d, cfg, ids)
+        findings = conflict_findings(d, lambda r: str(rows.source(r)), lambda r: ids.get(r) or "")
+        wrote_rejects = None
+        if not dry_run:
+            _write(rows, d, sets, ids, kept_path, removed_path, kind, canonical)
+            if rows.rejects:
+                from workbench.outputs import write_jsonl
+
+                write_jsonl(rejects_path, (r.to_dict() for r in rows.rejects))
+                wrote_rejects = str(rejects_path)
+    finally:
+        rd.close(rows)
+    counts = {"rows_read": rows.rows_read, "rejected": len(rows.rejects), **d.counts()}
+    assert counts["rows_read"] == counts["kept"] + counts["removed"] + counts["rejected"], counts
+    by_file = Counter(sets[int(s)].path for s in d.hit_set[d.hit_set >= 0].tolist())
+    stats = {**d.stats, "against_items": len(ag.ref) if ag else 0, "kernels": _kernels_how(), "workers": _workers(rows)}
+    run = DedupRun(
+        counts, cfg, len(d.cluster_rows), biggest, findings, sets, dict(by_file), stats, [os.fspath(p) for p in inputs],
+        None if dry_run else str(kept_path), None if dry_run else str(removed_path), wrote_rejects,
+        str(report) if report else None, dry_run, time.perf_counter() - started, canonical, rows.formats, rows.rejects,
+    )  # fmt: skip
+    if report:
+        from workbench.outputs import atomic_text
+
+        with atomic_text(report) as fh:
+            json.dump(run.to_dict(), fh, ensure_ascii=False, indent=2)
+            fh.write("\n")
+    return run
+
+
+def _kernels_how() -> str:
+    from workbench.dedup.minhash import kernels
+
+    return str(kernels().how)
+
+
+def _workers(rows: Any) -> int:
+    return int(getattr(rows, "n_workers", 1))
+
+
+def _ids(rows: Any, d: Decision, cfg: DedupConfig, canonical: bool) -> dict[int, str]:
+    """Ids of the rows the outputs name: kept rows of clusters, first rows of conflict groups. A row's
+    own ``id`` field when it has one (unless ``canonical``), else its content hash."""
+    want = sorted({*d.cluster_rows.tolist(), *(g[0] for g in d.conflicts)})
+    if not want:
+        return {}
+    arr = np.array(want, np.int64)
+    hashes = rows.fetch(arr, "ids", "", cfg)
+    out = dict(zip(want, hashes))
+    if not canonical:
+        own = rows.fetch(arr, "own_ids", "", cfg)
+        out.update({r: str(v) for r, v in zip(want, own) if v is not None})
+    return out
+
+
+def _biggest(rows: Any, d: Decision, cfg: DedupConfig, ids: dict[int, str]) -> list[dict[str, Any]]:
+    if not len(d.cluster_rows):
+        return []
+    top = np.lexsort((np.arange(len(d.cluster_size)), -d.cluster_size))[:TOP]
+    keepers = d.cluster_rows[top]
+    texts = rows.fetch(keepers, "texts", cfg.on, cfg)
+    out = []
+    for c, k, text in zip((top + 1).tolist(), keepers.tolist(), texts):
+        members = (d.cluster == c) & ~d.kept
+        reasons = Counter(REASONS[int(r)] for r in d.reason[members].tolist())
+        out.append({"cluster": c, "size": int(d.cluster_size[c - 1]), "reasons": dict(reasons), "kept_id": ids.get(k),
+                    "kept_source": str(rows.source(k)), "preview": " ".join(text.split())[:PREVIEW]})  # fmt: skip
+    return out
+
+
+def _info(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, str], i: int) -> dict[str, Any]:
+    """The ``removed`` object of row ``i``."""
+    hs, k = int(d.hit_set[i]), int(d.kept_row[i])
+    return {
+        "reason": REASONS[int(d.reason[i])],
+        "cluster": int(d.cluster[i]) or None,
+        "kept_id": ids.get(k) if k >= 0 else None,
+        "kept_source": str(rows.source(k)) if k >= 0 else None,
+        "similarity": round(float(d.similarity[i]), 4),
+        "against_file": sets[hs].path if hs >= 0 else None,
+        "against_item": sets[hs].items[int(d.hit_item[i])].id if hs >= 0 else None,
+        "row": i,
+        "source": str(rows.source(i)),
+        "detail": d.detail.get(i, ""),
+        "conflict": d.conflict_of.get(i),
+    }
+
+
+def _write(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, str], kept_path: Path, removed_path: Path,
+           kind: str, canonical: bool) -> None:  # fmt: skip
+    """Kept and removed files, each to a temporary name, both renamed only when both are complete."""
+    from workbench.outputs import atomic_path
+
+    kept = np.nonzero(d.kept)[0]
+    gone = np.nonzero(~d.kept)[0]
+    with atomic_path(kept_path) as tmp_kept, atomic_path(removed_path) as tmp_removed:
+        if canonical:
+            from workbench.data.export import write_conversations
+
+            write_conversations(tmp_kept, (rows.conversation(int(i)) for i in kept), kind)
+        elif kind == "jsonl":
+            with open(tmp_kept, "wb") as fh:
+                _copy_lines(rows, kept, fh)
+        else:
+            _write_table(tmp_kept, [rows.value(int(i)) for i in kept], kind)
+        with open(tmp_removed, "wb") as fh:
+            for i in gone.tolist():
+                info = _info(rows, d, sets, ids, i)
+                fh.write(_removed_line(rows, i, info, canonical))
+
+
+def _removed_line(rows: Any, i: int, info: dict[str, Any], canonical: bool) -> bytes:
+    if canonical:
+        return (json.dumps(rows.conversation(i).to_dict() | {"removed": info}, ensure_ascii=False) + "\n").encode()
+    raw = rows.raw(i)
+    tail = json.dumps(info, ensure_ascii=False).encode()
+    if raw is not None:
+        body = raw.rstrip()
+        if body.endswith(b"}"):  # the user's line with one key added: nothing else of it re-serialised
+            return body[:-1].rstrip() + b', "removed": ' + tail + b"}\n"
+    value = rows.value(i)
+    return (json.dumps({**value, "removed": info}, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def _copy_lines(rows: Any, kept: np.ndarray, fh: BinaryIO) -> None:
+    """Kept rows as their input bytes: runs of adjacent lines are copied in one read each."""
+    import codecs
+
+    t = rows.table[kept]
+    start, end = rows.start[kept], rows.end[kept]
+    k, n = 0, len(kept)
+    while k < n:
+        table = rows.tables[int(t[k])]
+        if table.path is None:  # held rows: their original columns as one JSON object
+            fh.write((json.dumps(table.held[int(start[k])][0], ensure_ascii=False, default=str) + "\n").encode())
+            k += 1
+            continue
+        e = k + 1
+        while e < n and t[e] == t[k] and start[e] == end[e - 1] and end[e - 1] - start[k] < (64 << 20):
+            e += 1
+        with open(table.path, "rb") as src:
+            data = os.pread(src.fileno(), int(end[e - 1] - start[k]), int(start[k]))
+        if start[k] == 0 and data.startswith(codecs.BOM_UTF8):
+            data = data[3:]
+        fh.write(data)
+        if not data.endswith(b"\n"):  # the file's last line had no newline
+            fh.write(b"\n")
+        k = e
+
+
+def _write_table(path: Path, values: list[Any], kind: str) -> None:
+    """Original rows as Parquet or an HF dataset directory (columns as the user named them)."""
+    try:
+        if kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(values), path)
+        else:
+            import datasets
+
+            datasets.Dataset.from_list(values).save_to_disk(str(path))
+    except Exception as e:  # pyarrow cannot type columns whose values change type from row to row
+        from workbench.errors import first_line
+
+        raise WorkbenchError(f"cannot write the kept rows as {kind}: {first_line(e)}",
+                             "write .jsonl (rows kept as they are), or pass --canonical for canonical messages") from None  # fmt: skip
