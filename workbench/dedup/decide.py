@@ -30,8 +30,6 @@ class Features:
     length: np.ndarray  # int64: characters in all turns (the --keep longest/shortest order)
     prompt: np.ndarray  # (N, 2) uint64: exact key of the prompt side (conflicting answers)
     prompt_len: np.ndarray  # int64: folded length of the prompt side (0: none)
-    response: np.ndarray  # (N, 2) uint64: exact key of the response side
-    response_len: np.ndarray  # int64
     ngram_best: np.ndarray | None = None  # int64: --against item sharing most n-grams (-1: none)
     ngram_shared: np.ndarray | None = None  # int64: how many it shares
 
@@ -207,8 +205,8 @@ def _clusters(kept_row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list[int]]:
     """Rows with the same prompt (after normalisation) whose answers are not near duplicates of each
     other, one sorted group per prompt. Found over every row read, before any removal, so which rows
-    dedup keeps never hides a conflict."""
-    idx = np.nonzero((f.prompt_len > 0) & (f.response_len > 0))[0]
+    dedup keeps never hides a conflict. Only rows that share a prompt are read again."""
+    idx = np.nonzero(f.prompt_len > 0)[0]
     if len(idx) < 2:
         return []
     order = idx[np.lexsort((idx, f.prompt[idx, 1], f.prompt[idx, 0]))]
@@ -216,38 +214,38 @@ def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list
     new = np.ones(len(order), bool)
     new[1:] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
     starts = np.nonzero(new)[0]
-    ends = np.append(starts[1:], len(order))
-    groups: list[list[int]] = []
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        if b - a < 2:
-            continue
-        rows = order[a:b]
-        r = f.response[rows]
-        if ((r[:, 0] == r[0, 0]) & (r[:, 1] == r[0, 1])).all():
-            continue  # one answer, however many copies
-        groups.append(sorted(rows.tolist()))
-    if not groups:
+    sizes = np.diff(np.append(starts, len(order)))
+    multi = [np.sort(order[a : a + z]) for a, z in zip(starts.tolist(), sizes.tolist()) if z > 1]
+    if not multi:
         return []
-    # answers that differ only slightly (Jaccard >= threshold) are one answer, not a conflict
-    rows = np.array(sorted({r for g in groups for r in g}), np.int64)
-    at = {r: k for k, r in enumerate(rows.tolist())}
+    rows = np.concatenate(multi)
     texts = fetch_texts(rows, "response")
-    firsts = np.array([at[g[0]] for g in groups for _ in g[1:]], np.int64)
-    others = np.array([at[r] for g in groups for r in g[1:]], np.int64)
-    sims = mh.exact_jaccard(texts, firsts, others, ngram=cfg.ngram, casefold=cfg.casefold, nfc=cfg.nfc)
-    out, k = [], 0
-    for g in groups:
-        if (sims[k : k + len(g) - 1] < cfg.threshold).any():
-            out.append(g)
-        k += len(g) - 1
+    norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
+    keys, lens = mh.exact_keys(texts, **norm)
+    # per group: answers compared with the group's first answer; an exact copy is the same answer
+    firsts, others, spans, at = [], [], [], 0
+    for g in multi:
+        z = len(g)
+        live = [at + x for x in range(z) if lens[at + x] > 0]
+        if len(live) > 1:
+            a = live[0]
+            diff = [b for b in live[1:] if (keys[b] != keys[a]).any()]
+            spans.append((g, len(firsts), len(diff)))
+            firsts += [a] * len(diff)
+            others += diff
+        at += z
+    if not others:
+        return []
+    sims = mh.exact_jaccard(texts, np.array(firsts, np.int64), np.array(others, np.int64), ngram=cfg.ngram, **norm)
+    out = [g.tolist() for g, lo, z in spans if z and (sims[lo : lo + z] < cfg.threshold).any()]
     return sorted(out)
 
 
 def scan_features(
-    texts: Sequence[str], prompts: Sequence[str], responses: Sequence[str], length: np.ndarray, cfg: Any,
-    perms: tuple[np.ndarray, np.ndarray], table: Any = None,
+    texts: Sequence[str], prompts: Sequence[str], length: np.ndarray, cfg: Any, perms: tuple[np.ndarray, np.ndarray],
+    table: Any = None,
 ) -> Features:  # fmt: skip
-    """Features of rows given as strings (a chunk at a time): compared text, prompt and response sides."""
+    """Features of rows given as strings (a chunk at a time): the compared text and the prompt side."""
     norm = {"nfc": cfg.nfc, "casefold": cfg.casefold}
     buf, off = mh.pack(texts, **norm)
     scan = mh.scan_packed(buf, off, perms, ngram=cfg.ngram, bands=cfg.bands, rows=cfg.rows,
@@ -256,8 +254,7 @@ def scan_features(
     if table is not None and len(table.hashes):
         best, shared = mh.kernels().ngram_hits(buf, off, table.ks, cfg.casefold, table.hashes, table.items, table.max_items)
     pk, pl = mh.exact_keys(prompts, **norm)
-    rk, rl = mh.exact_keys(responses, **norm)
-    return Features(scan, length, pk, pl, rk, rl, best, shared)
+    return Features(scan, length, pk, pl, best, shared)
 
 
 def concat_features(parts: Sequence[Features]) -> Features:
@@ -269,7 +266,6 @@ def concat_features(parts: Sequence[Features]) -> Features:
     return Features(
         mh.concat_scans([p.scan for p in parts]), cat([p.length for p in parts]),
         cat([p.prompt for p in parts]), cat([p.prompt_len for p in parts]),
-        cat([p.response for p in parts]), cat([p.response_len for p in parts]),
         cat([p.ngram_best for p in parts]) if ng else None,  # type: ignore[misc]
         cat([p.ngram_shared for p in parts]) if ng else None,  # type: ignore[misc]
     )  # fmt: skip

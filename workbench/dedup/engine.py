@@ -219,8 +219,7 @@ def dedup(
         chunk = convs[lo : lo + cfg.chunk]
         length = np.fromiter((sum(len(m.content) for m in c.messages) for c in chunk), np.int64, len(chunk))
         parts.append(scan_features([text_view(c, cfg.on) for c in chunk], [text_view(c, "prompt") for c in chunk],
-                                   [text_view(c, "response") for c in chunk], length, cfg, perms,
-                                   ag.table if ag is not None else None))  # fmt: skip
+                                   length, cfg, perms, ag.table if ag is not None else None))  # fmt: skip
         if on_progress:
             on_progress(min(lo + cfg.chunk, n), n)
     norm = {"nfc": cfg.nfc, "casefold": cfg.casefold}

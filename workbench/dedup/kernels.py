@@ -129,6 +129,82 @@ def _words(buf, start, end, casefold, wh):  # type: ignore[no-untyped-def]
 
 
 @njit
+def _pass(buf, start, end, casefold, wh):  # type: ignore[no-untyped-def]
+    """``_exact`` and ``_words`` in one pass over the bytes (three independent hash chains).
+    Returns the exact key's two hashes, the folded length and the number of words."""
+    h1 = FNV_OFFSET
+    h2 = np.uint64(0)
+    n = 0
+    pending = False
+    nw = 0
+    h = FNV_OFFSET
+    inword = False
+    p = start
+    while p < end:
+        c = buf[p]
+        k = _CLASS[c]
+        if k == 2:  # ASCII whitespace: folds to one space in the exact key, ends a word
+            pending = n > 0
+            if inword:
+                wh[nw] = _fmix64(h)
+                nw += 1
+                inword = False
+            p += 1
+            continue
+        if pending:
+            h1 = (h1 ^ np.uint64(32)) * FNV_PRIME
+            h2 = h2 * POLY2 + np.uint64(33)
+            n += 1
+            pending = False
+        if k == 1 or k == 0:  # ASCII letter/digit, or punctuation
+            if casefold:
+                c = _LOWER[c]
+            h1 = (h1 ^ np.uint64(c)) * FNV_PRIME
+            h2 = h2 * POLY2 + np.uint64(c + 1)
+            n += 1
+            if k == 1:
+                if not inword:
+                    h = FNV_OFFSET
+                    inword = True
+                h = (h ^ np.uint64(c)) * FNV_PRIME
+            elif inword:
+                wh[nw] = _fmix64(h)
+                nw += 1
+                inword = False
+            p += 1
+            continue
+        cp, ln = _decode(buf, p, end)
+        for q in range(p, p + ln):
+            b = np.uint64(buf[q])
+            h1 = (h1 ^ b) * FNV_PRIME
+            h2 = h2 * POLY2 + b + np.uint64(1)
+        n += ln
+        kind = _char_kind(cp)
+        if kind == 0:
+            if not inword:
+                h = FNV_OFFSET
+                inword = True
+            for q in range(p, p + ln):
+                h = (h ^ np.uint64(buf[q])) * FNV_PRIME
+        else:
+            if inword:
+                wh[nw] = _fmix64(h)
+                nw += 1
+                inword = False
+            if kind == 2:
+                h = FNV_OFFSET
+                for q in range(p, p + ln):
+                    h = (h ^ np.uint64(buf[q])) * FNV_PRIME
+                wh[nw] = _fmix64(h)
+                nw += 1
+        p += ln
+    if inword:
+        wh[nw] = _fmix64(h)
+        nw += 1
+    return _fmix64(h1 ^ np.uint64(n)), _fmix64(h2 + np.uint64(n)), n, nw
+
+
+@njit
 def _exact(buf, start, end, casefold):  # type: ignore[no-untyped-def]
     """Two 64-bit hashes of the text with whitespace folded (and ASCII lowercased); and its folded length."""
     h1 = FNV_OFFSET
@@ -170,13 +246,21 @@ def _grams(wh, nw, n, out):  # type: ignore[no-untyped-def]
         out[0] = _gram(wh, 0, nw)
         return 1
     m = nw - n + 1
-    for s in range(m):
-        out[s] = _gram(wh, s, n)
+    top = np.uint64(1)  # POLY^(n-1): the weight of the word leaving the window
+    for _ in range(n - 1):
+        top *= POLY
+    acc = np.uint64(0)
+    for t in range(n):
+        acc = acc * POLY + wh[t]
+    out[0] = _fmix64(acc)
+    for s in range(1, m):  # a rolling Horner sum: the same value as _gram(wh, s, n), mod 2^64
+        acc = (acc - wh[s - 1] * top) * POLY + wh[s + n - 1]
+        out[s] = _fmix64(acc)
     return m
 
 
 @njit
-def _signature(g, m, a, b, legacy, sig):  # type: ignore[no-untyped-def]
+def _signature(g, m, a, b, a32, b32, hs, legacy, sig):  # type: ignore[no-untyped-def]
     P = a.shape[0]
     if legacy:
         for k in range(P):
@@ -192,19 +276,15 @@ def _signature(g, m, a, b, legacy, sig):  # type: ignore[no-untyped-def]
                 if x < sig[k]:
                     sig[k] = x
         return
-    # affine32: the shingle's fmix32 first, then a lane-wise multiply-add-min over the permutations
-    hs = np.empty(m, dtype=np.uint32)
+    # affine32: each shingle's fmix32 first, then a lane-wise multiply-add-min over the permutations
     for j in range(m):
         hs[j] = _fmix32(np.uint32(g[j] >> np.uint64(32)))
-    a32 = a.astype(np.uint32)
-    b32 = b.astype(np.uint32)
     s32 = np.full(P, np.uint32(0xFFFFFFFF), dtype=np.uint32)
     for j in range(m):
         h = hs[j]
         for k in range(P):
             x = np.uint32(a32[k] * h + b32[k])  # numba widens uint32 products; wrap back to 32 bits
-            if x < s32[k]:
-                s32[k] = x
+            s32[k] = min(s32[k], x)
     for k in range(P):
         sig[k] = np.uint64(s32[k])
 
@@ -221,17 +301,18 @@ def scan(buf, offsets, n, a, b, legacy, bands, rows, casefold, band_out, exact_o
         longest = max(longest, offsets[i + 1] - offsets[i])
     wh = np.empty(longest // 2 + 2, dtype=np.uint64)
     g = np.empty(longest // 2 + 2, dtype=np.uint64)
+    hs = np.empty(longest // 2 + 2, dtype=np.uint32)
+    a32 = a.astype(np.uint32)
+    b32 = b.astype(np.uint32)
     sig = np.empty(P, dtype=np.uint64)
     for i in range(N):
-        s, e = offsets[i], offsets[i + 1]
-        h1, h2, ln = _exact(buf, s, e, casefold)
+        h1, h2, ln, nw = _pass(buf, offsets[i], offsets[i + 1], casefold, wh)
         exact_out[i, 0] = h1
         exact_out[i, 1] = h2
         lens_out[i, 0] = ln
-        nw = _words(buf, s, e, casefold, wh)
         lens_out[i, 1] = nw
         m = _grams(wh, nw, n, g)
-        _signature(g, m, a, b, legacy, sig)
+        _signature(g, m, a, b, a32, b32, hs, legacy, sig)
         if want_sig:
             for k in range(P):
                 sig_out[i, k] = sig[k]

@@ -173,7 +173,7 @@ def _scan(state: Any, task: tuple[int, int, int]) -> tuple[int, int, int, np.nda
     if start == 0 and lines and lines[0].startswith(codecs.BOM_UTF8):
         lines[0] = lines[0][3:]
     keep: list[int] = []
-    texts, prompts, responses, length = [], [], [], []
+    texts, prompts, length = [], [], []
     rejects: list[Reject] = []
     name, fmt, mapping, on = t.name, t.fmt, t.mapping, cfg.on
     for k, line in enumerate(lines):
@@ -193,9 +193,8 @@ def _scan(state: Any, task: tuple[int, int, int]) -> tuple[int, int, int, np.nda
         keep.append(k)
         texts.append(messages_view(msgs, on))  # type: ignore[arg-type]
         prompts.append(messages_view(msgs, "prompt"))  # type: ignore[arg-type]
-        responses.append(messages_view(msgs, "response"))  # type: ignore[arg-type]
         length.append(sum([len(m.content) for m in msgs]))  # type: ignore[union-attr]
-    f = scan_features(texts, prompts, responses, np.array(length, np.int64), cfg, perms, ngrams)
+    f = scan_features(texts, prompts, np.array(length, np.int64), cfg, perms, ngrams)
     idx = np.array(keep, np.int64)
     return ti, start, len(lines), idx, offs, f, rejects
 
@@ -385,7 +384,7 @@ def _gather(stream: Any, tables: list[Table], jobs: list[tuple[int, int, int]], 
                 parts.append((np.full(n, ti, np.int32), np.arange(n, dtype=np.int64), np.full(n, -1),
                               np.array([r[0] for r in held_rows], np.int64), np.array([r[1] for r in held_rows], np.int64)))  # fmt: skip
     if not feats:
-        feats.append(scan_features([], [], [], np.zeros(0, np.int64), cfg, perms, ngrams))
+        feats.append(scan_features([], [], np.zeros(0, np.int64), cfg, perms, ngrams))
     cat = np.concatenate
     cols = [cat([p[k] for p in parts]) if parts else np.zeros(0, np.int64) for k in range(5)]
     rows = Rows(tables, cols[0].astype(np.int32), cols[1].astype(np.int64), cols[2].astype(np.int64),
@@ -436,7 +435,6 @@ def _held_features(held: list[tuple[Any, list[Message]]], where: Any, cfg: Any, 
     for lo in range(0, len(held), 65536):
         msgs = [m for _, m in held[lo : lo + 65536]]
         parts.append(scan_features([messages_view(m, cfg.on) for m in msgs], [messages_view(m, "prompt") for m in msgs],
-                                   [messages_view(m, "response") for m in msgs],
                                    np.array([sum(len(x.content) for x in m) for m in msgs], np.int64), cfg, perms, ngrams))  # fmt: skip
     return concat_features(parts)
 
