@@ -58,7 +58,7 @@ def _root(
 def ingest(
     inputs: Annotated[list[str], typer.Argument(help="JSONL/JSON/CSV/Parquet files, save_to_disk dirs, or hf:NAME[:CONFIG][#SPLIT].", metavar="INPUT...", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write canonical messages (.jsonl, .parquet, or a dir for an HF dataset).", show_default=False)],
-    format: Annotated[str, typer.Option("--format", "-f", help="Input schema: auto, messages, sharegpt, alpaca, query_response, prompt_completion, question_answer, text.")] = "auto",
+    format: Annotated[str, typer.Option("--format", "-f", help="Input schema: auto, messages, sharegpt, alpaca, self_instruct, query_response, prompt_completion, question_answer, text.")] = "auto",
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN, e.g. instruction=question (repeatable).")] = None,
     rejects: Annotated[Optional[Path], typer.Option("--rejects", help="Side file for rejected rows [default: <output stem>.rejects.jsonl].")] = None,
     output_format: Annotated[Optional[str], typer.Option("--output-format", help="jsonl, parquet or hf [default: from the output name].")] = None,
