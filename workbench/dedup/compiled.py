@@ -140,7 +140,10 @@ def _load() -> Any:
         why = build(d, name)
         if not why:
             path = d / f"{name}{_suffix()}"
-            return _wrap(_import(path, name), f"compiled now ({path})")
+            try:
+                return _wrap(_import(path, name), f"compiled now ({path})")
+            except ImportError as e:
+                why = f"cannot load the kernels built in {d}: {e}"
         break
     return _jit(f"jit ({why})")
 
