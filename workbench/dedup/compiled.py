@@ -62,10 +62,13 @@ def _cpu() -> str:
 
 def module_name() -> str:
     """The extension's module name: a hash of everything the build depends on."""
-    from importlib.metadata import version
-
+    spec = importlib.util.find_spec("numba")  # found, not imported: start-up stays free of numba
+    if spec is None or spec.origin is None:
+        raise ImportError("numba is not installed")
     h = hashlib.sha256(SOURCE.read_bytes())
-    h.update(f"{version('numba')} {sys.version} {_cpu()}".encode())
+    version = Path(spec.origin).with_name("_version.py")  # numba's version, read without importing it
+    h.update(version.read_bytes() if version.is_file() else str(Path(spec.origin).stat().st_mtime_ns).encode())
+    h.update(f"{sys.version} {_cpu()}".encode())
     return f"_wbkernels_{h.hexdigest()[:20]}"
 
 

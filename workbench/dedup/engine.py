@@ -29,15 +29,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workbench.dedup.decide import REASONS, Against, Decision, concat_features, decide, scan_features
-from workbench.dedup.decontam import AgainstSet, ngram_table
 from workbench.dedup.views import VIEWS, text_view
 from workbench.errors import UsageError
 from workbench.records import Conversation, Finding
+
+if TYPE_CHECKING:
+    from workbench.dedup.decontam import AgainstSet
 
 __all__ = ["KEEPS", "REASONS", "Cluster", "DedupConfig", "DedupResult", "Removed", "dedup"]
 KEEPS = ("first", "longest", "shortest")
@@ -185,6 +187,7 @@ def against_features(sets: Sequence[AgainstSet], cfg: DedupConfig) -> Against | 
     ref = [(si, ii) for si, s in enumerate(sets) for ii in range(len(s.items))]
     if not ref:
         return None
+    from workbench.dedup.decontam import ngram_table
     texts = [sets[si].items[ii].text(cfg.on) for si, ii in ref]
     norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
     scan = mh.scan_texts(texts, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed, bands=cfg.bands, rows=cfg.rows,

@@ -125,7 +125,6 @@ def run_files(
     from workbench.data.export import format_for
     from workbench.data.ingest import default_rejects_path
     from workbench.dedup import rows as rd
-    from workbench.dedup.decontam import load_against
     from workbench.dedup.views import text_view
 
     started = time.perf_counter()
@@ -149,7 +148,11 @@ def run_files(
             if _same_file(outs[a], outs[b]):
                 raise UsageError(f"two outputs are the same file: {outs[a]}", "give -o, --removed and --report different paths")
     kind = format_for(kept_path)
-    sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
+    sets = []
+    if against:
+        from workbench.dedup.decontam import load_against
+
+        sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
     ag = against_features(sets, cfg)
     with progress("reading") as update:
         rows = rd.read([os.fspath(p) for p in inputs], cfg=cfg, format=format, mapping=mapping,
