@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-NAMES = ("scan", "exact_only", "bucket_pairs", "word_counts", "fill_gram_sets", "jaccard_pairs", "stars", "ngram_hits")
+NAMES = ("scan", "exact_only", "bucket_pairs", "word_counts", "gram_sets", "jaccard_pairs", "stars", "ngram_hits")
 SOURCE = Path(__file__).with_name("kernels.py")
 _lock = threading.Lock()
 _loaded: Any = None

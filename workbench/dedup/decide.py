@@ -30,6 +30,7 @@ class Features:
     length: np.ndarray  # int64: characters in all turns (the --keep longest/shortest order)
     prompt: np.ndarray  # (N, 2) uint64: exact key of the prompt side (conflicting answers)
     prompt_len: np.ndarray  # int64: folded length of the prompt side (0: none)
+    answer: np.ndarray  # int64: hash() of the response side as written (0: no response); see ``answer_hash``
     ngram_best: np.ndarray | None = None  # int64: --against item sharing most n-grams (-1: none)
     ngram_shared: np.ndarray | None = None  # int64: how many it shares
 
@@ -216,34 +217,53 @@ def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list
     starts = np.nonzero(new)[0]
     sizes = np.diff(np.append(starts, len(order)))
     multi = [np.sort(order[a : a + z]) for a, z in zip(starts.tolist(), sizes.tolist()) if z > 1]
-    if not multi:
+    # one representative per distinct answer: rows whose answer (or whole compared text) is the same
+    # as an earlier row's are that row's answer, so most repeated prompts are settled without reading
+    same_text = cfg.on != "prompt"
+    groups, reps = [], []
+    for g in multi:
+        seen_answer: set[int] = set()
+        seen_text: set[tuple[int, int]] = set()
+        mine = []
+        for r in g.tolist():
+            a = int(f.answer[r])
+            t = (int(f.scan.exact[r, 0]), int(f.scan.exact[r, 1]))
+            if a == 0 or a in seen_answer or (same_text and t in seen_text):
+                continue
+            seen_answer.add(a)
+            seen_text.add(t)
+            mine.append(r)
+        if len(mine) > 1:
+            groups.append(g)
+            reps.append(mine)
+    if not groups:
         return []
-    rows = np.concatenate(multi)
+    rows = np.array([r for m in reps for r in m], np.int64)
     texts = fetch_texts(rows, "response")
     norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
-    keys, lens = mh.exact_keys(texts, **norm)
-    # per group: answers compared with the group's first answer; an exact copy is the same answer
-    firsts, others, spans, at = [], [], [], 0
-    for g in multi:
-        z = len(g)
-        live = [at + x for x in range(z) if lens[at + x] > 0]
-        if len(live) > 1:
-            a = live[0]
-            diff = [b for b in live[1:] if (keys[b] != keys[a]).any()]
-            spans.append((g, len(firsts), len(diff)))
-            firsts += [a] * len(diff)
-            others += diff
-        at += z
-    if not others:
-        return []
+    firsts, others, at = [], [], 0
+    for m in reps:
+        firsts += [at] * (len(m) - 1)
+        others += list(range(at + 1, at + len(m)))
+        at += len(m)
     sims = mh.exact_jaccard(texts, np.array(firsts, np.int64), np.array(others, np.int64), ngram=cfg.ngram, **norm)
-    out = [g.tolist() for g, lo, z in spans if z and (sims[lo : lo + z] < cfg.threshold).any()]
+    out, at = [], 0
+    for g, m in zip(groups, reps):
+        if (sims[at : at + len(m) - 1] < cfg.threshold).any():
+            out.append(g.tolist())
+        at += len(m) - 1
     return sorted(out)
 
 
+def answer_hash(response: str) -> int:
+    """A row's answer as one number, to tell repeated answers apart without reading them again: Python's
+    string hash (the same in worker processes, which fork from this one); 0 for no answer."""
+    return hash(response) if response.strip() else 0
+
+
 def scan_features(
-    texts: Sequence[str], prompts: Sequence[str], length: np.ndarray, cfg: Any, perms: tuple[np.ndarray, np.ndarray],
-    table: Any = None,
+    texts: Sequence[str], prompts: Sequence[str], answers: Sequence[int], length: np.ndarray, cfg: Any,
+    perms: tuple[np.ndarray, np.ndarray], table: Any = None,
 ) -> Features:  # fmt: skip
     """Features of rows given as strings (a chunk at a time): the compared text and the prompt side."""
     norm = {"nfc": cfg.nfc, "casefold": cfg.casefold}
@@ -254,7 +274,7 @@ def scan_features(
     if table is not None and len(table.hashes):
         best, shared = mh.kernels().ngram_hits(buf, off, table.ks, cfg.casefold, table.hashes, table.items, table.max_items)
     pk, pl = mh.exact_keys(prompts, **norm)
-    return Features(scan, length, pk, pl, best, shared)
+    return Features(scan, length, pk, pl, np.array(answers, np.int64), best, shared)
 
 
 def concat_features(parts: Sequence[Features]) -> Features:
@@ -265,7 +285,7 @@ def concat_features(parts: Sequence[Features]) -> Features:
     ng = all(p.ngram_best is not None for p in parts)
     return Features(
         mh.concat_scans([p.scan for p in parts]), cat([p.length for p in parts]),
-        cat([p.prompt for p in parts]), cat([p.prompt_len for p in parts]),
+        cat([p.prompt for p in parts]), cat([p.prompt_len for p in parts]), cat([p.answer for p in parts]),
         cat([p.ngram_best for p in parts]) if ng else None,  # type: ignore[misc]
         cat([p.ngram_shared for p in parts]) if ng else None,  # type: ignore[misc]
     )  # fmt: skip

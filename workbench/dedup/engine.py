@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.dedup.decide import REASONS, Against, Decision, concat_features, decide, scan_features
+from workbench.dedup.decide import REASONS, Against, Decision, answer_hash, concat_features, decide, scan_features
 from workbench.dedup.views import VIEWS, text_view
 from workbench.errors import UsageError
 from workbench.records import Conversation, Finding
@@ -222,7 +222,8 @@ def dedup(
         chunk = convs[lo : lo + cfg.chunk]
         length = np.fromiter((sum(len(m.content) for m in c.messages) for c in chunk), np.int64, len(chunk))
         parts.append(scan_features([text_view(c, cfg.on) for c in chunk], [text_view(c, "prompt") for c in chunk],
-                                   length, cfg, perms, ag.table if ag is not None else None))  # fmt: skip
+                                   [answer_hash(text_view(c, "response")) for c in chunk], length, cfg, perms,
+                                   ag.table if ag is not None else None))  # fmt: skip
         if on_progress:
             on_progress(min(lo + cfg.chunk, n), n)
     norm = {"nfc": cfg.nfc, "casefold": cfg.casefold}

@@ -455,8 +455,9 @@ def _unique_into(g, m, out, table, used):  # type: ignore[no-untyped-def]
 
 
 @njit
-def fill_gram_sets(buf, offsets, n, casefold, bound, flat, count):  # type: ignore[no-untyped-def]
-    """Each text's distinct n-gram hashes into flat[bound[i]:], their number into count[i]."""
+def gram_sets(buf, offsets, n, casefold):  # type: ignore[no-untyped-def]
+    """Each text's distinct n-gram hashes in one pass: (flat, bound, count), text i's set being
+    flat[bound[i] : bound[i] + count[i]] (``bound`` has len + 1 entries)."""
     N = offsets.shape[0] - 1
     longest = 0
     for i in range(N):
@@ -468,10 +469,22 @@ def fill_gram_sets(buf, offsets, n, casefold, bound, flat, count):  # type: igno
         size *= 2
     table = np.zeros(size, dtype=np.uint64)
     used = np.zeros(size, dtype=np.bool_)
+    flat = np.empty(max(16, (offsets[N] - offsets[0]) // 6), dtype=np.uint64)
+    bound = np.zeros(N + 1, dtype=np.int64)
+    count = np.zeros(N, dtype=np.int64)
+    at = 0
     for i in range(N):
         nw = _words(buf, offsets[i], offsets[i + 1], casefold, wh)
         m = _grams(wh, nw, n, g)
-        count[i] = _unique_into(g, m, flat[bound[i] : bound[i + 1]], table, used)
+        if at + m > flat.shape[0]:
+            grown = np.empty(max(2 * flat.shape[0], at + m), dtype=np.uint64)
+            grown[:at] = flat[:at]
+            flat = grown
+        bound[i] = at
+        count[i] = _unique_into(g, m, flat[at : at + m], table, used)
+        at += count[i]
+    bound[N] = at
+    return flat[:at], bound, count
 
 
 @njit
@@ -632,7 +645,7 @@ EXPORTS = {
     "exact_only": (exact_only, f"void({_U8}, {_I64}, boolean, uint64[:, ::1], {_I64})"),
     "bucket_pairs": (bucket_pairs, f"Tuple(({_I64}, int64, int64))(uint64[:, ::1], int64, {_I64}, int64, {_I64}, int64)"),
     "word_counts": (word_counts, f"{_I64}({_U8}, {_I64}, boolean)"),
-    "fill_gram_sets": (fill_gram_sets, f"void({_U8}, {_I64}, int64, boolean, {_I64}, {_U64}, {_I64})"),
+    "gram_sets": (gram_sets, f"Tuple(({_U64}, {_I64}, {_I64}))({_U8}, {_I64}, int64, boolean)"),
     "jaccard_pairs": (jaccard_pairs, f"float64[::1]({_U64}, {_I64}, {_I64}, {_I64}, {_I64})"),
     "stars": (stars, f"Tuple((int64[::1], float64[::1], int64))(int64, {_I64}, {_I64}, {_U64}, {_I64}, {_I64}, "
                      "boolean[::1], float64)"),

@@ -260,15 +260,8 @@ def candidate_pairs(band_hashes: np.ndarray, cap: int = 64) -> tuple[np.ndarray,
 
 
 def gram_sets(buf: np.ndarray, offsets: np.ndarray, n: int, casefold: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct 64-bit n-gram hashes of each text (unordered): one flat array, start pointers, counts."""
-    k = kernels()
-    nw = k.word_counts(buf, offsets, casefold)
-    bound = np.zeros(len(nw) + 1, dtype=np.int64)
-    np.cumsum(np.maximum(nw - n + 1, 1), out=bound[1:])
-    flat = np.empty(bound[-1], dtype=np.uint64)
-    count = np.zeros(len(nw), dtype=np.int64)
-    k.fill_gram_sets(buf, offsets, n, casefold, bound, flat, count)
-    return flat, bound, count
+    """Distinct 64-bit n-gram hashes of each text (unordered): one flat array, start bounds (len + 1), counts."""
+    return kernels().gram_sets(buf, offsets, n, casefold)  # type: ignore[no-any-return]
 
 
 def exact_jaccard(
