@@ -208,13 +208,7 @@ def _ids(rows: Any, d: Decision, cfg: DedupConfig, canonical: bool) -> dict[int,
     want = sorted({*d.cluster_rows.tolist(), *(g[0] for g in d.conflicts)})
     if not want:
         return {}
-    arr = np.array(want, np.int64)
-    hashes = rows.fetch(arr, "ids", "", cfg)
-    out = dict(zip(want, hashes))
-    if not canonical:
-        own = rows.fetch(arr, "own_ids", "", cfg)
-        out.update({r: str(v) for r, v in zip(want, own) if v is not None})
-    return out
+    return dict(zip(want, rows.fetch(np.array(want, np.int64), "ids", "hash" if canonical else "own", cfg)))
 
 
 def _biggest(rows: Any, d: Decision, cfg: DedupConfig, ids: dict[int, str]) -> list[dict[str, Any]]:

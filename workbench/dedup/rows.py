@@ -236,12 +236,13 @@ def _fetch(state: Any, task: Any) -> Any:
             for s, e in zip(starts.tolist(), ends.tolist()):
                 value, text = _parse(_strip(os.pread(fd, e - s, s), s))
                 values.append(value)
-                if what != "own_ids":
-                    msgs.append(convert(t.name, None, None, value, text, t.fmt, t.mapping))  # type: ignore[arg-type]
-    if what == "own_ids":  # the row's own id field, as the user wrote it
-        return [v.get("id") if isinstance(v.get("id"), (str, int)) and not isinstance(v.get("id"), bool) else None for v in values]
-    if what == "ids":
-        return [conversation_id(m) for m in msgs]
+                msgs.append(convert(t.name, None, None, value, text, t.fmt, t.mapping))  # type: ignore[arg-type]
+    if what == "ids":  # view "own": the row's own id field when it has one; else the content hash
+        out = []
+        for v, m in zip(values, msgs):
+            own = v.get("id") if view == "own" and isinstance(v, dict) else None
+            out.append(str(own) if isinstance(own, (str, int)) and not isinstance(own, bool) else conversation_id(m))
+        return out
     texts = [messages_view(m, view) for m in msgs]
     if what == "texts":
         return texts
