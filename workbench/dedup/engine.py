@@ -85,9 +85,9 @@ class DedupConfig:
     """An n-gram found in more than this share of the --against items is boilerplate and ignored."""
     contam_min_words: int = 8
     """An --against item shorter than contam_ngram words is matched whole if it has at least this many."""
-    bucket_cap: int = 64
+    bucket_cap: int = 32
     """An LSH bucket of more rows than this (templated text) pairs only rows that also share a second
-    band, each row with at most bucket_cap rows before it: linear work, recall kept for close pairs."""
+    band, each with at most the first bucket_cap such rows: linear work, recall kept for close pairs."""
     chunk: int = 65536
     """Rows per engine batch (bounds memory; progress is reported per batch)."""
 
