@@ -1,6 +1,6 @@
 """The dedup kernels compiled once per machine: an ahead-of-time extension in a writable cache, else numba's JIT.
 
-``kernels()`` returns the compiled kernels of ``workbench.dedup.kernels``. In order:
+``kernels()`` returns the compiled kernels of ``workbench.dedup.kernels`` and ``.pairs``. In order:
 
 1. a ready extension module in a cache directory: ``$WORKBENCH_CACHE_DIR``, else
    ``$XDG_CACHE_HOME/workbench`` (``~/.cache/workbench``), else ``<tmp>/workbench-<uid>``; the file
@@ -33,8 +33,21 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-NAMES = ("scan", "exact_only", "bucket_pairs", "word_counts", "gram_sets", "jaccard_pairs", "stars", "ngram_hits")
-SOURCE = Path(__file__).with_name("kernels.py")
+_U8, _I64, _U64 = "uint8[::1]", "int64[::1]", "uint64[::1]"
+EXPORTS = {  # each kernel the engine calls: its module and its ahead-of-time signature
+    "scan": ("kernels", f"void({_U8}, {_I64}, int64, {_U64}, {_U64}, boolean, int64, int64, boolean, "
+                        "uint64[:, ::1], uint64[:, ::1], int64[:, ::1], uint64[:, ::1])"),
+    "exact_only": ("kernels", f"void({_U8}, {_I64}, boolean, uint64[:, ::1], {_I64})"),
+    "word_counts": ("kernels", f"{_I64}({_U8}, {_I64}, boolean)"),
+    "ngram_hits": ("kernels", f"UniTuple({_I64}, 2)({_U8}, {_I64}, {_I64}, boolean, {_U64}, {_I64}, int64)"),
+    "bucket_pairs": ("pairs", f"Tuple(({_I64}, int64, int64))(uint64[:, ::1], int64, {_I64}, int64, {_I64}, int64)"),
+    "gram_sets": ("pairs", f"Tuple(({_U64}, {_I64}, {_I64}))({_U8}, {_I64}, int64, boolean)"),
+    "jaccard_pairs": ("pairs", f"float64[::1]({_U64}, {_I64}, {_I64}, {_I64}, {_I64})"),
+    "stars": ("pairs", f"Tuple((int64[::1], float64[::1], int64))(int64, {_I64}, {_I64}, {_U64}, {_I64}, {_I64}, "
+                       "boolean[::1], float64)"),
+}  # fmt: skip
+NAMES = tuple(EXPORTS)
+SOURCES = (Path(__file__).with_name("kernels.py"), Path(__file__).with_name("pairs.py"))
 _lock = threading.Lock()
 _loaded: Any = None
 
@@ -65,7 +78,7 @@ def module_name() -> str:
     spec = importlib.util.find_spec("numba")  # found, not imported: start-up stays free of numba
     if spec is None or spec.origin is None:
         raise ImportError("numba is not installed")
-    h = hashlib.sha256(SOURCE.read_bytes())
+    h = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES))
     version = Path(spec.origin).with_name("_version.py")  # numba's version, read without importing it
     h.update(version.read_bytes() if version.is_file() else str(Path(spec.origin).stat().st_mtime_ns).encode())
     h.update(f"{sys.version} {_cpu()}".encode())
@@ -175,11 +188,11 @@ def _jit(how: str) -> Any:
     cache = next((d / "numba" for d in cache_dirs() if _writable(d)), None)
     if cache is not None:
         numba.config.CACHE_DIR = str(cache)  # a writable place, whatever the package dir allows
-    from workbench.dedup import kernels as src
+    import importlib
 
     fns = {}
     for n in NAMES:
-        fn = getattr(src, n)
+        fn = getattr(importlib.import_module(f"workbench.dedup.{EXPORTS[n][0]}"), n)
         if cache is not None:
             try:
                 fn.enable_caching()
@@ -192,9 +205,9 @@ def _jit(how: str) -> Any:
 def _main(directory: str, name: str) -> None:
     """Build ``name`` into ``directory`` (run by ``build`` in a subprocess)."""
     warnings.simplefilter("ignore")
-    from numba.pycc import CC
+    import importlib
 
-    from workbench.dedup import kernels as src
+    from numba.pycc import CC
 
     out = Path(directory)
     with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
@@ -203,8 +216,8 @@ def _main(directory: str, name: str) -> None:
         cc.target_cpu = "host"
         cc.verbose = False
         for n in NAMES:
-            fn, sig = src.EXPORTS[n]
-            cc.export(n, sig)(fn.py_func)
+            where, sig = EXPORTS[n]
+            cc.export(n, sig)(getattr(importlib.import_module(f"workbench.dedup.{where}"), n).py_func)
         cc.compile()
         built = Path(tmp) / f"{name}{_suffix()}"
         os.chmod(built, 0o700)

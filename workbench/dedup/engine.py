@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.dedup.decide import REASONS, Against, Decision, answer_hash, concat_features, decide, scan_features
+from workbench.dedup.decide import (
+    REASONS,
+    Against,
+    Decision,
+    answer_hash,
+    concat_features,
+    decide,
+    scan_features,
+)
 from workbench.dedup.views import VIEWS, text_view
 from workbench.errors import UsageError
 from workbench.records import Conversation, Finding

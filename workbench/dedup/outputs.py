@@ -14,7 +14,6 @@ from workbench.errors import UsageError, WorkbenchError
 from workbench.records import Conversation
 
 
-
 def apply_overrides(result: DedupResult, overrides: Mapping[int, str]) -> DedupResult:
     """A copy of ``result`` with per-row decisions overridden: ``{row: "keep" | "drop"}`` (0-based
     input rows). A dropped kept row is removed with reason ``manual``; a kept removed row rejoins
