@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.dedup import DedupConfig, dedup
-from workbench.dedup import compiled
+from workbench.dedup import compiled, dedup
 from workbench.dedup import minhash as mh
 from workbench.records import Conversation, Message, Source
 

@@ -70,6 +70,10 @@ def render_summary(console: Console, run: DedupRun) -> None:
             body.append(f"\n  hint: {f.hint}", style="dim")
         console.print(body)
 
+    how = str(run.stats.get("kernels", ""))
+    if how.startswith("jit"):
+        console.print(Text(f"note: the dedup kernels were compiled for this run only: {how}", style="yellow"))
+
     if run.dry_run:
         console.print(Text("dry run: no kept/removed files written", style="yellow"))
     else:

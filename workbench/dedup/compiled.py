@@ -124,6 +124,18 @@ def _suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
+def ready() -> bool:
+    """True when the kernels are loaded or a built extension is waiting in a cache directory (so
+    ``kernels()`` will not spend a minute compiling)."""
+    if _loaded is not None or os.environ.get("WORKBENCH_KERNELS") == "jit":
+        return True
+    try:
+        name = module_name()
+    except ImportError:
+        return True
+    return any((d / f"{name}{_suffix()}").is_file() and _trusted(d) for d in cache_dirs())
+
+
 def kernels() -> Any:
     """The kernels as attributes (``scan``, ``stars``, ...), plus ``how``: where they came from."""
     global _loaded

@@ -135,7 +135,7 @@ def decide(f: Features, cfg: Any, fetch_grams: FetchGrams, fetch_texts: FetchTex
         pi, pj, big = mh.candidate_pairs(bands, cfg.bucket_cap)  # --against items first: they lead every bucket
         useful = pj >= n_ev  # an --against item paired with another one tells nothing
         pi, pj = pi[useful], pj[useful]
-        stats.update(candidate_pairs=int(len(pi)), big_buckets=int(big))
+        stats.update(candidate_pairs=len(pi), big_buckets=int(big))
         in_pair = np.zeros(len(bands), bool)
         in_pair[pi] = in_pair[pj] = True
         tnodes = np.nonzero(in_pair[n_ev:])[0] + n_ev

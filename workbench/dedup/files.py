@@ -17,7 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, ContextManager
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from workbench.dedup.engine import DedupConfig, against_features, conflict_findi
 from workbench.errors import UsageError, WorkbenchError
 from workbench.records import Finding
 
-ProgressFactory = Callable[..., ContextManager[Callable[[int, "int | None"], None]]]
+ProgressFactory = Callable[..., AbstractContextManager[Callable[[int, "int | None"], None]]]
 TOP = 10
 PREVIEW = 100
 
@@ -154,6 +155,11 @@ def run_files(
 
         sets = [load_against(p, leak=leak, view=text_view) for p in against]  # before the long read: fail fast
     ag = against_features(sets, cfg)
+    from workbench.dedup import compiled
+
+    if not compiled.ready():  # the first run on this machine compiles the kernels: say so, once
+        with progress("compiling the dedup kernels (once per machine, about a minute)"):
+            compiled.kernels()
     with progress("reading") as update:
         rows = rd.read([os.fspath(p) for p in inputs], cfg=cfg, format=format, mapping=mapping,
                        ngrams=ag.table if ag else None, workers=workers, on_progress=update)  # fmt: skip

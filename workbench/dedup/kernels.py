@@ -273,8 +273,7 @@ def _signature(g, m, a, b, a32, b32, hs, legacy, sig):  # type: ignore[no-untype
                 if x >= MERSENNE:
                     x -= MERSENNE
                 x &= M32
-                if x < sig[k]:
-                    sig[k] = x
+                sig[k] = min(sig[k], x)
         return
     # affine32: each shingle's fmix32 first, then a lane-wise multiply-add-min over the permutations
     for j in range(m):

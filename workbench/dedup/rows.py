@@ -218,7 +218,7 @@ def _gather(stream: Any, tables: list[Table], jobs: list[tuple[int, int, int]], 
     by_job = iter(results)
     for ti, s, e in jobs:
         if s >= 0:
-            _, start, n_lines, idx, offs, f, rej = next(by_job)
+            _, _, n_lines, idx, offs, f, rej = next(by_job)
             base = lines_before.get(ti, 0)
             lines_before[ti] = base + n_lines
             ends = np.append(offs[1:], e)
