@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from workbench.data.formats import ROLE_ALIASES
 from workbench.dedup import minhash as mh
 from workbench.dedup.decide import Features, answer_hash, scan_features
-from workbench.dedup.views import messages_view
 from workbench.records import Message, Reject
 
 
@@ -81,6 +81,51 @@ def fetch_task(task: Any) -> Any:
     return fetch_rows(STATE[:2], task)
 
 
+_SIDE = {"user": 1, "tool": 1, "assistant": 2, "system": 0}  # 1 prompt side, 2 response side, 0 neither
+
+
+def sides(value: Any, t: Table) -> tuple[list[str], list[str], list[str], int] | None:
+    """The turns of a plain ``messages`` row split by side (all compared turns, prompt, response) and
+    the characters in all turns, without building messages; None whenever the row is anything but
+    plain (another schema, --map, an unusual role or turn), so the schema adapter decides it."""
+    if t.fmt != "messages" or t.mapping or type(value) is not dict:
+        return None
+    turns = value.get("messages")
+    if type(turns) is not list or not turns:
+        return None
+    both: list[str] = []
+    prompt: list[str] = []
+    response: list[str] = []
+    length = 0
+    roles = ROLE_ALIASES
+    for turn in turns:
+        if type(turn) is not dict:
+            return None
+        role, content = turn.get("role"), turn.get("content")
+        if type(role) is not str or type(content) is not str:
+            return None
+        r = roles.get(role)
+        if r is None or (r != "system" and (not content or content.isspace())):
+            return None
+        length += len(content)
+        side = _SIDE[r]
+        if side:
+            both.append(content)
+            (prompt if side == 1 else response).append(content)
+    return both, prompt, response, length
+
+
+def _views(msgs: list[Message]) -> tuple[list[str], list[str], list[str], int]:
+    both, prompt, response, length = [], [], [], 0
+    for m in msgs:
+        length += len(m.content)
+        side = _SIDE[m.role]
+        if side:
+            both.append(m.content)
+            (prompt if side == 1 else response).append(m.content)
+    return both, prompt, response, length
+
+
 def scan_range(state: Any, task: tuple[int, int, int]) -> tuple[int, int, int, np.ndarray, np.ndarray, Features, list[Reject]]:
     """Rows of bytes [start, end) of a JSONL table: (table, start, lines, line index, byte starts, features, rejects).
     Line numbers are within the range (0-based); the caller adds the lines before it."""
@@ -101,7 +146,7 @@ def scan_range(state: Any, task: tuple[int, int, int]) -> tuple[int, int, int, n
     keep: list[int] = []
     texts, prompts, answers, length = [], [], [], []
     rejects: list[Reject] = []
-    name, fmt, mapping, on = t.name, t.fmt, t.mapping, cfg.on
+    name, fmt, mapping, on = t.name, t.fmt, t.mapping, cfg.on  # noqa: F841
     for k, line in enumerate(lines):
         if not line or line.isspace():
             continue
@@ -112,15 +157,19 @@ def scan_range(state: Any, task: tuple[int, int, int]) -> tuple[int, int, int, n
             rejects.append(got)
             continue
         value, text = got  # type: ignore[misc]
-        msgs = convert(name, k, None, value, text, fmt, mapping)
-        if type(msgs) is Reject:
-            rejects.append(msgs if text is not None else replace(msgs, raw=line.decode("utf-8", "replace").rstrip("\r")))
-            continue
+        split = sides(value, t)
+        if split is None:
+            msgs = convert(name, k, None, value, text, fmt, mapping)
+            if type(msgs) is Reject:
+                rejects.append(msgs if text is not None else replace(msgs, raw=line.decode("utf-8", "replace").rstrip("\r")))
+                continue
+            split = _views(msgs)  # type: ignore[arg-type]
+        both, prompt, response, n = split
         keep.append(k)
-        texts.append(messages_view(msgs, on))  # type: ignore[arg-type]
-        prompts.append(messages_view(msgs, "prompt"))  # type: ignore[arg-type]
-        answers.append(answer_hash(messages_view(msgs, "response")))  # type: ignore[arg-type]
-        length.append(sum([len(m.content) for m in msgs]))  # type: ignore[union-attr]
+        texts.append("\n".join(both if on == "conversation" else prompt if on == "prompt" else response))
+        prompts.append("\n".join(prompt))
+        answers.append(answer_hash("\n".join(response)))
+        length.append(n)
     f = scan_features(texts, prompts, answers, np.array(length, np.int64), cfg, perms, ngrams)
     idx = np.array(keep, np.int64)
     return ti, start, len(lines), idx, offs, f, rejects
@@ -134,25 +183,31 @@ def fetch_rows(state: Any, task: Any) -> Any:
     tables, cfg = state
     ti, starts, ends, what, view = task
     t = tables[ti]
-    values: list[Any] = []
-    msgs: list[list[Message]] = []
     if t.held is not None:
-        values = [t.held[int(s)][0] for s in starts]
-        msgs = [t.held[int(s)][1] for s in starts]
+        rows = [(t.held[int(s)][0], None, t.held[int(s)][1]) for s in starts]
     else:
+        rows = []
         with open(t.path, "rb") as fh:
             fd = fh.fileno()
             for s, e in zip(starts.tolist(), ends.tolist()):
                 value, text = parse_line(strip_line(os.pread(fd, e - s, s), s))
-                values.append(value)
-                msgs.append(convert(t.name, None, None, value, text, t.fmt, t.mapping))  # type: ignore[arg-type]
+                rows.append((value, text, None))
+
+    def msgs_of(value: Any, text: str | None, msgs: Any) -> list[Message]:
+        return msgs if msgs is not None else convert(t.name, None, None, value, text, t.fmt, t.mapping)  # type: ignore[no-any-return]
+
     if what == "ids":  # view "own": the row's own id field when it has one; else the content hash
         out = []
-        for v, m in zip(values, msgs):
-            own = v.get("id") if view == "own" and isinstance(v, dict) else None
-            out.append(str(own) if isinstance(own, (str, int)) and not isinstance(own, bool) else conversation_id(m))
+        for value, text, msgs in rows:
+            own = value.get("id") if view == "own" and isinstance(value, dict) else None
+            ok = isinstance(own, (str, int)) and not isinstance(own, bool)
+            out.append(str(own) if ok else conversation_id(msgs_of(value, text, msgs)))
         return out
-    texts = [messages_view(m, view) for m in msgs]
+    pick = {"conversation": 0, "prompt": 1, "response": 2}[view]
+    texts = []
+    for value, text, msgs in rows:
+        split = sides(value, t) if msgs is None else None
+        texts.append("\n".join((split or _views(msgs_of(value, text, msgs)))[pick]))  # type: ignore[index]
     if what == "texts":
         return texts
     buf, off = mh.pack(texts, nfc=cfg.nfc, casefold=cfg.casefold)
