@@ -7,7 +7,7 @@
 Each round runs, one after the other on the same corpus, ``python -m workbench dedup FILE`` and
 ``bench/rensa_dedup.py`` (rensa's README batch deduplicator, with the shingling and JSON handling a
 user writes around it). It prints per round: wall seconds, rows/s, peak memory of the whole process
-tree (RSS summed over the process and its workers, sampled every 20 ms), precision and pair recall
+tree (PSS summed over the process and its workers, sampled every 50 ms), precision and pair recall
 on the corpus' planted duplicates (``<corpus>.truth.npz``: a planted pair is found when one of its
 two rows is removed), the ratio workbench / rensa, and the load average when the round started.
 Run ``python -m workbench.dedup.compiled`` once first so no round pays the one-time compile.
@@ -36,12 +36,14 @@ PYCACHE = Path(tempfile.gettempdir()) / f"workbench-bench-pycache-{os.getuid()}"
 
 
 def _tree_rss_mb(pid: int) -> float:
+    """Proportional set size summed over a process and its descendants: pages a forked worker
+    shares with its parent count once, not once per process (as summed RSS would)."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as fh:
-                total += next(int(x.split()[1]) for x in fh if x.startswith("VmRSS:"))
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                total += next(int(x.split()[1]) for x in fh if x.startswith("Pss:"))
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     todo += [int(c) for c in fh.read().split()]
@@ -61,7 +63,7 @@ def timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str
     def sample() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()

@@ -238,20 +238,28 @@ def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list
             reps.append(mine)
     if not groups:
         return []
-    rows = np.array([r for m in reps for r in m], np.int64)
-    texts = fetch_texts(rows, "response")
     norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
-    firsts, others, at = [], [], 0
-    for m in reps:
-        firsts += [at] * (len(m) - 1)
-        others += list(range(at + 1, at + len(m)))
-        at += len(m)
-    sims = mh.exact_jaccard(texts, np.array(firsts, np.int64), np.array(others, np.int64), ngram=cfg.ngram, **norm)
-    out, at = [], 0
-    for g, m in zip(groups, reps):
-        if (sims[at : at + len(m) - 1] < cfg.threshold).any():
-            out.append(g.tolist())
-        at += len(m) - 1
+    out: list[list[int]] = []
+    lo = 0
+    while lo < len(groups):  # in batches of about 50,000 answers: memory stays bounded
+        hi, size = lo, 0
+        while hi < len(groups) and (size == 0 or size + len(reps[hi]) <= 50_000):
+            size += len(reps[hi])
+            hi += 1
+        batch = reps[lo:hi]
+        texts = fetch_texts(np.array([r for m in batch for r in m], np.int64), "response")
+        firsts, others, at = [], [], 0
+        for m in batch:
+            firsts += [at] * (len(m) - 1)
+            others += list(range(at + 1, at + len(m)))
+            at += len(m)
+        sims = mh.exact_jaccard(texts, np.array(firsts, np.int64), np.array(others, np.int64), ngram=cfg.ngram, **norm)
+        at = 0
+        for g, m in zip(groups[lo:hi], batch):
+            if (sims[at : at + len(m) - 1] < cfg.threshold).any():
+                out.append(g.tolist())
+            at += len(m) - 1
+        lo = hi
     return sorted(out)
 
 

@@ -215,23 +215,17 @@ def fetch_rows(state: Any, task: Any) -> Any:
 
 
 def merge(outs: list[Any], what: str, order: np.ndarray) -> Any:
-    """Task outputs (sorted rows) back in the order asked."""
+    """Task outputs (sorted rows) back in the order asked. Gram sets stay where they are: row k's set
+    is flat[start[k] : start[k] + count[k]] (``start`` has one more entry, the end of ``flat``)."""
     back = np.empty(len(order), np.int64)
     back[order] = np.arange(len(order))  # position of each asked row in the sorted list
     if what != "grams":
         flat_list = [x for out in outs for x in out]
         return [flat_list[k] for k in back.tolist()]
-    flats = [o[0] for o in outs]
+    sizes = [len(o[0]) for o in outs]
+    bases = np.cumsum([0, *sizes])[:-1]
+    starts = np.concatenate([o[1][:-1] + b for o, b in zip(outs, bases)]) if outs else np.zeros(0, np.int64)
     counts = np.concatenate([o[2] for o in outs]) if outs else np.zeros(0, np.int64)
-    starts = np.concatenate([o[1][:-1] + base for o, base in zip(outs, np.cumsum([0] + [len(f) for f in flats])[:-1])]) if outs else np.zeros(0, np.int64)
-    flat = np.concatenate(flats) if flats else np.zeros(0, np.uint64)
-    # reorder: flat stays, each asked row points into it
-    st = starts[back].astype(np.int64)
-    ct = counts[back].astype(np.int64)
-    # the kernels want start bounds of length n + 1 over a contiguous layout: rebuild it in the asked order
-    bound = np.zeros(len(ct) + 1, np.int64)
-    np.cumsum(ct, out=bound[1:])
-    idx = np.repeat(st - bound[:-1], ct) + np.arange(bound[-1])
-    return flat[idx], bound, ct
-
-
+    flat = np.concatenate([o[0] for o in outs]) if outs else np.zeros(0, np.uint64)
+    outs.clear()  # the parts' memory goes as soon as the one flat array exists
+    return flat, np.append(starts[back], len(flat)).astype(np.int64), counts[back].astype(np.int64)
