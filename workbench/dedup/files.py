@@ -287,29 +287,42 @@ def _removed_line(rows: Any, i: int, info: dict[str, Any], canonical: bool) -> b
 
 
 def _copy_lines(rows: Any, kept: np.ndarray, fh: BinaryIO) -> None:
-    """Kept rows as their input bytes: runs of adjacent lines are copied in one read each."""
+    """Kept rows as their input bytes: each JSONL file is read once in large blocks, and each run of
+    adjacent kept lines is written as one slice of a block."""
     import codecs
 
-    t = rows.table[kept]
-    start, end = rows.start[kept], rows.end[kept]
+    block_bytes = 64 << 20
+    t, start, end = rows.table[kept].tolist(), rows.start[kept].tolist(), rows.end[kept].tolist()
     k, n = 0, len(kept)
     while k < n:
-        table = rows.tables[int(t[k])]
+        ti = t[k]
+        table = rows.tables[ti]
         if table.path is None:  # held rows: their original columns as one JSON object
-            fh.write((json.dumps(table.held[int(start[k])][0], ensure_ascii=False, default=str) + "\n").encode())
+            fh.write((json.dumps(table.held[start[k]][0], ensure_ascii=False, default=str) + "\n").encode())
             k += 1
             continue
-        e = k + 1
-        while e < n and t[e] == t[k] and start[e] == end[e - 1] and end[e - 1] - start[k] < (64 << 20):
-            e += 1
+        stop = k
+        while stop < n and t[stop] == ti:
+            stop += 1
         with open(table.path, "rb") as src:
-            data = os.pread(src.fileno(), int(end[e - 1] - start[k]), int(start[k]))
-        if start[k] == 0 and data.startswith(codecs.BOM_UTF8):
-            data = data[3:]
-        fh.write(data)
-        if not data.endswith(b"\n"):  # the file's last line had no newline
-            fh.write(b"\n")
-        k = e
+            while k < stop:
+                lo, e = start[k], k + 1
+                while e < stop and end[e] - lo <= block_bytes:
+                    e += 1
+                block = memoryview(os.pread(src.fileno(), end[e - 1] - lo, lo))
+                r = k
+                while r < e:  # runs of adjacent lines inside the block
+                    q = r + 1
+                    while q < e and start[q] == end[q - 1]:
+                        q += 1
+                    a, b = start[r] - lo, end[q - 1] - lo
+                    if start[r] == 0 and block[a : a + 3] == codecs.BOM_UTF8:
+                        a += 3
+                    fh.write(block[a:b])
+                    if block[b - 1 : b] != b"\n":  # the file's last line had no newline
+                        fh.write(b"\n")
+                    r = q
+                k = e
 
 
 def _write_table(path: Path, values: list[Any], kind: str) -> None:

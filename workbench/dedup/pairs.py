@@ -50,30 +50,37 @@ def bucket_pairs(band_hashes, bi, order, cap, keys, nk):  # type: ignore[no-unty
     sharing two bands that is still bigger than ``cap`` pairs each row with the run's first ``cap``
     rows. Work stays linear in rows. Returns the keys, how many, and how many buckets were big."""
     N, B = band_hashes.shape
+    col = np.empty(N, dtype=np.uint64)
+    for t in range(N):  # the column in bucket order, read sequentially below
+        col[t] = band_hashes[order[t], bi]
     big = 0
     s = 0
     while s < N:
-        v = band_hashes[order[s], bi]
         e = s + 1
-        while e < N and band_hashes[order[e], bi] == v:
+        while e < N and col[e] == col[s]:
             e += 1
         g = e - s
+        if g == 1:
+            s = e
+            continue
         if g <= cap:
             keys, nk = _run_pairs(band_hashes, bi, order, s, e, cap, keys, nk)
         else:
             big += 1
             members = order[s:e]
-            col = np.empty(g, dtype=np.uint64)
+            sub_col = np.empty(g, dtype=np.uint64)
             for c in range(B):
                 if c == bi:
                     continue
                 for t in range(g):
-                    col[t] = band_hashes[members[t], c]
-                sub = members[np.argsort(col, kind="mergesort")]  # stable: priority order within a run
+                    sub_col[t] = band_hashes[members[t], c]
+                rank = np.argsort(sub_col, kind="mergesort")  # stable: priority order within a run
+                sub = members[rank]
+                vals = sub_col[rank]
                 t0 = 0
                 while t0 < g:
                     t1 = t0 + 1
-                    while t1 < g and band_hashes[sub[t1], c] == band_hashes[sub[t0], c]:
+                    while t1 < g and vals[t1] == vals[t0]:
                         t1 += 1
                     if t1 - t0 > 1:
                         keys, nk = _run_pairs(band_hashes, bi, sub, t0, t1, cap, keys, nk)
