@@ -182,6 +182,15 @@ def _wrap(module: Any, how: str) -> Any:
 
 def build(directory: Path, name: str) -> str:
     """Compile the kernels into ``directory`` in a subprocess; '' on success, else why not."""
+    import shutil
+    import time
+
+    for old in directory.glob(".build-*"):  # left by a build that was killed: a day is long enough
+        try:
+            if time.time() - old.stat().st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     cmd = [sys.executable, "-m", "workbench.dedup.compiled", str(directory), name]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     try:
