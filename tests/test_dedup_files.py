@@ -101,6 +101,8 @@ def test_workers_and_byte_ranges_agree_with_the_library(planted_file, keep: str,
     assert run.stats["workers"] == 2
     assert run.counts["rejected"] == 6 and run.counts["rows_read"] == len(convs) + 6
     assert {k: run.counts[k] for k in want.counts} == want.counts
+    assert [f.data["rows"] for f in run.findings] == [f.data["rows"] for f in want.findings]
+    assert want.findings and len(want.findings[0].data["rows"]) > 20  # the planted near copies share prompts
     removed = [json.loads(x)["removed"] for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [r["row"] for r in removed] == [r.row for r in want.removed]
     assert [r["kept_source"].rsplit(":", 1)[1] for r in removed if r["kept_source"]] == \

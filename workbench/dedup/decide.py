@@ -2,7 +2,8 @@
 
 This is the engine's core, shared by ``engine.dedup`` (rows held as Conversations) and the file runner
 (rows left in their files, read by worker processes). It sees rows only as ``Features`` (hashes and
-lengths) plus two callbacks that fetch, for a few rows, their gram sets or their text. See ``engine``
+lengths) plus two callbacks: one fetches a few rows' gram sets, one checks groups of rows for
+conflicting answers (``groups_conflict`` over their response text). See ``engine``
 for the order of decisions and why clusters are stars.
 """
 
@@ -19,7 +20,7 @@ from workbench.dedup import minhash as mh
 REASONS = ("exact", "near", "contaminated", "leaked", "manual")
 GramSets = tuple[np.ndarray, np.ndarray, np.ndarray]  # flat hashes, start bounds (len + 1), counts
 FetchGrams = Callable[[np.ndarray], GramSets]  # rows → gram sets of their compared text, in that order
-FetchTexts = Callable[[np.ndarray, str], list[str]]  # rows, view → texts
+CheckGroups = Callable[[list[np.ndarray]], list[bool]]  # groups of rows (one prompt each) → answers conflict?
 
 
 @dataclass(slots=True)
@@ -79,7 +80,7 @@ def priority(length: np.ndarray, keep: str) -> np.ndarray:
     return np.lexsort((idx, -length if keep == "longest" else length))
 
 
-def decide(f: Features, cfg: Any, fetch_grams: FetchGrams, fetch_texts: FetchTexts, against: Against | None = None) -> Decision:
+def decide(f: Features, cfg: Any, fetch_grams: FetchGrams, check: CheckGroups, against: Against | None = None) -> Decision:
     """Decide every row. ``cfg`` is an ``engine.DedupConfig``."""
     s = f.scan
     n = len(s.exact)
@@ -187,7 +188,7 @@ def decide(f: Features, cfg: Any, fetch_grams: FetchGrams, fetch_texts: FetchTex
     near = ~kept & ~hit & ~exact
     reason[near], kept_row[near], sim[near] = 1, keeper[rep[near]], near_sim[rep[near]]
     cluster_rows, cluster, size = _clusters(kept_row)
-    conflicts = conflict_groups(f, cfg, fetch_texts)
+    conflicts = conflict_groups(f, cfg, check)
     conflict_of = {r: g for g, rows in enumerate(conflicts, 1) for r in rows}
     return Decision(kept, reason, kept_row, sim, hit_set, hit_item, {i: detail[i] for i in np.nonzero(hit)[0].tolist()},
                     cluster, cluster_rows, size, conflicts, conflict_of, stats)  # fmt: skip
@@ -203,11 +204,12 @@ def _clusters(kept_row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return keepers, cluster, size + 1
 
 
-def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list[int]]:
+def conflict_groups(f: Features, cfg: Any, check: CheckGroups) -> list[list[int]]:
     """Rows with the same prompt (after normalisation) whose answers are not near duplicates of each
     other, one sorted group per prompt. Found over every row read, before any removal, so which rows
-    dedup keeps never hides a conflict. Only rows that share a prompt are read again."""
-    idx = np.nonzero(f.prompt_len > 0)[0]
+    dedup keeps never hides a conflict. A prompt whose rows all carry the same answer (or the same
+    compared text) is settled from the features; only the others are read again, by ``check``."""
+    idx = np.nonzero((f.prompt_len > 0) & (f.answer != 0))[0]
     if len(idx) < 2:
         return []
     order = idx[np.lexsort((idx, f.prompt[idx, 1], f.prompt[idx, 0]))]
@@ -216,51 +218,51 @@ def conflict_groups(f: Features, cfg: Any, fetch_texts: FetchTexts) -> list[list
     new[1:] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
     starts = np.nonzero(new)[0]
     sizes = np.diff(np.append(starts, len(order)))
-    multi = [np.sort(order[a : a + z]) for a, z in zip(starts.tolist(), sizes.tolist()) if z > 1]
-    # one representative per distinct answer: rows whose answer (or whole compared text) is the same
-    # as an earlier row's are that row's answer, so most repeated prompts are settled without reading
-    same_text = cfg.on != "prompt"
-    groups, reps = [], []
-    for g in multi:
-        seen_answer: set[int] = set()
-        seen_text: set[tuple[int, int]] = set()
-        mine = []
-        for r in g.tolist():
-            a = int(f.answer[r])
-            t = (int(f.scan.exact[r, 0]), int(f.scan.exact[r, 1]))
-            if a == 0 or a in seen_answer or (same_text and t in seen_text):
-                continue
-            seen_answer.add(a)
-            seen_text.add(t)
-            mine.append(r)
-        if len(mine) > 1:
-            groups.append(g)
-            reps.append(mine)
+    multi = sizes > 1
+    if not multi.any():
+        return []
+    order = order[np.repeat(multi, sizes)]  # only rows whose prompt repeats, group after group
+    sizes = sizes[multi]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+
+    def varies(col: np.ndarray) -> np.ndarray:
+        return np.minimum.reduceat(col, starts) != np.maximum.reduceat(col, starts)
+
+    open_ = varies(f.answer[order])
+    if cfg.on != "prompt":  # the same compared text (and prompt) is the same answer
+        open_ &= varies(f.scan.exact[order, 0]) | varies(f.scan.exact[order, 1])
+    groups = [np.sort(order[a : a + z]) for a, z, o in zip(starts.tolist(), sizes.tolist(), open_.tolist()) if o]
     if not groups:
         return []
+    flags = check(groups)
+    return sorted(g.tolist() for g, bad in zip(groups, flags) if bad)
+
+
+def groups_conflict(answers: Sequence[Sequence[str]], cfg: Any) -> list[bool]:
+    """For groups of answers to one prompt each: whether two of them differ (Jaccard below the
+    threshold against the group's first answer; exact copies after normalisation are one answer)."""
+    texts = [t for g in answers for t in g]
     norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
-    out: list[list[int]] = []
-    lo = 0
-    while lo < len(groups):  # in batches of about 50,000 answers: memory stays bounded
-        hi, size = lo, 0
-        while hi < len(groups) and (size == 0 or size + len(reps[hi]) <= 50_000):
-            size += len(reps[hi])
-            hi += 1
-        batch = reps[lo:hi]
-        texts = fetch_texts(np.array([r for m in batch for r in m], np.int64), "response")
-        firsts, others, at = [], [], 0
-        for m in batch:
-            firsts += [at] * (len(m) - 1)
-            others += list(range(at + 1, at + len(m)))
-            at += len(m)
-        sims = mh.exact_jaccard(texts, np.array(firsts, np.int64), np.array(others, np.int64), ngram=cfg.ngram, **norm)
-        at = 0
-        for g, m in zip(groups[lo:hi], batch):
-            if (sims[at : at + len(m) - 1] < cfg.threshold).any():
-                out.append(g.tolist())
-            at += len(m) - 1
-        lo = hi
-    return sorted(out)
+    keys, lens = mh.exact_keys(texts, **norm)
+    firsts: list[int] = []
+    others: list[int] = []
+    spans = []
+    at = 0
+    for g in answers:
+        seen: set[tuple[int, int]] = set()
+        mine = []
+        for x in range(at, at + len(g)):
+            key = (int(keys[x, 0]), int(keys[x, 1]))
+            if lens[x] > 0 and key not in seen:
+                seen.add(key)
+                mine.append(x)
+        spans.append((len(firsts), len(mine) - 1 if mine else 0))
+        if len(mine) > 1:
+            firsts += [mine[0]] * (len(mine) - 1)
+            others += mine[1:]
+        at += len(g)
+    sims = mh.exact_jaccard(texts, np.array(firsts, np.int64), np.array(others, np.int64), ngram=cfg.ngram, **norm)
+    return [bool(z) and bool((sims[lo : lo + z] < cfg.threshold).any()) for lo, z in spans]
 
 
 def answer_hash(response: str) -> int:

@@ -40,6 +40,7 @@ from workbench.dedup.decide import (
     answer_hash,
     concat_features,
     decide,
+    groups_conflict,
     scan_features,
 )
 from workbench.dedup.views import VIEWS, text_view
@@ -239,10 +240,10 @@ def dedup(
     def grams(rows: np.ndarray) -> Any:
         return mh.gram_sets(*mh.pack([text_view(convs[r], cfg.on) for r in rows.tolist()], **norm), cfg.ngram, cfg.casefold)
 
-    def texts(rows: np.ndarray, view: str) -> list[str]:
-        return [text_view(convs[r], view) for r in rows.tolist()]
+    def check(groups: list[np.ndarray]) -> list[bool]:
+        return groups_conflict([[text_view(convs[r], "response") for r in g.tolist()] for g in groups], cfg)
 
-    d = decide(concat_features(parts), cfg, grams, texts, ag)
+    d = decide(concat_features(parts), cfg, grams, check, ag)
     d.stats.update(against_items=len(ag.ref) if ag else 0, kernels=mh.kernels().how)
     return result_of(d, convs, cfg, sets)
 

@@ -15,9 +15,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -165,7 +165,7 @@ def run_files(
                        ngrams=ag.table if ag else None, workers=workers, on_progress=update)  # fmt: skip
     try:
         with progress("dedup", len(rows)) as update:
-            d = decide(rows.features, cfg, rd.grams_fetcher(rows, cfg), rd.texts_fetcher(rows, cfg), ag)
+            d = decide(rows.features, cfg, rd.grams_fetcher(rows, cfg), rd.conflicts_checker(rows, cfg), ag)
             update(len(rows), len(rows))
         ids = _ids(rows, d, cfg, canonical)
         biggest = _biggest(rows, d, cfg, ids)

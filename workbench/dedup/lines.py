@@ -214,6 +214,37 @@ def fetch_rows(state: Any, task: Any) -> Any:
     return mh.gram_sets(buf, off, cfg.ngram, cfg.casefold)
 
 
+def conflict_task(task: Any) -> list[bool]:
+    return check_groups(STATE[:2], task)
+
+
+def check_groups(state: Any, task: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[bool]:
+    """``decide.groups_conflict`` over groups of rows given as (tables, starts, ends): their answers read back."""
+    from workbench.dedup.decide import groups_conflict
+
+    tables, cfg = state
+    files: dict[int, Any] = {}
+    answers = []
+    try:
+        for tbl, starts, ends in task:
+            mine = []
+            for ti, s, e in zip(tbl.tolist(), starts.tolist(), ends.tolist()):
+                t = tables[ti]
+                if t.held is not None:
+                    mine.append("\n".join(_views(t.held[s][1])[2]))
+                    continue
+                if ti not in files:
+                    files[ti] = open(t.path, "rb")  # noqa: SIM115
+                value, text = parse_line(strip_line(os.pread(files[ti].fileno(), e - s, s), s))
+                split = sides(value, t) or _views(messages_of(t, value))
+                mine.append("\n".join(split[2]))
+            answers.append(mine)
+    finally:
+        for fh in files.values():
+            fh.close()
+    return groups_conflict(answers, cfg)
+
+
 def merge(outs: list[Any], what: str, order: np.ndarray) -> Any:
     """Task outputs (sorted rows) back in the order asked. Gram sets stay where they are: row k's set
     is flat[start[k] : start[k] + count[k]] (``start`` has one more entry, the end of ``flat``)."""

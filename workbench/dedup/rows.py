@@ -118,6 +118,29 @@ class Rows:
         return ln.merge(outs, what, order)
 
 
+    def check_conflicts(self, groups: list[np.ndarray], cfg: Any) -> list[bool]:
+        """``decide.groups_conflict`` for groups of rows, their answers read back in the workers (in
+        tasks of about 20,000 rows) when there are any."""
+        tasks: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        size = 20_000
+        for g in groups:
+            if not tasks or size + len(g) > 20_000:
+                tasks.append([])
+                size = 0
+            tasks[-1].append((self.table[g], self.start[g], self.end[g]))
+            size += len(g)
+        held = {t for t, tb in enumerate(self.tables) if tb.held is not None}
+        far = [k for k, task in enumerate(tasks) if self.pool is not None and not any(set(x[0].tolist()) & held for x in task)]
+        outs: list[Any] = [None] * len(tasks)
+        if far:
+            for k, out in zip(far, self.pool.map(ln.conflict_task, [tasks[k] for k in far])):
+                outs[k] = out
+        for k, task in enumerate(tasks):
+            if outs[k] is None:
+                outs[k] = ln.check_groups((self.tables, cfg), task)
+        return [flag for out in outs for flag in out]
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -319,5 +342,5 @@ def grams_fetcher(rows: Rows, cfg: Any) -> Callable[[np.ndarray], GramSets]:
     return lambda r: rows.fetch(r, "grams", cfg.on, cfg)  # type: ignore[no-any-return]
 
 
-def texts_fetcher(rows: Rows, cfg: Any) -> Callable[[np.ndarray, str], list[str]]:
-    return lambda r, view: rows.fetch(r, "texts", view, cfg)  # type: ignore[no-any-return]
+def conflicts_checker(rows: Rows, cfg: Any) -> Callable[[list[np.ndarray]], list[bool]]:
+    return lambda groups: rows.check_conflicts(groups, cfg)
