@@ -231,11 +231,35 @@ def conflict_groups(f: Features, cfg: Any, check: CheckGroups) -> list[list[int]
     open_ = varies(f.answer[order])
     if cfg.on != "prompt":  # the same compared text (and prompt) is the same answer
         open_ &= varies(f.scan.exact[order, 0]) | varies(f.scan.exact[order, 1])
-    groups = [np.sort(order[a : a + z]) for a, z, o in zip(starts.tolist(), sizes.tolist(), open_.tolist()) if o]
+    # read back one row per distinct answer (per distinct compared text too, unless --on prompt)
+    gid = np.repeat(np.arange(len(sizes)), sizes)
+    rep = _first_of(gid, f.answer[order])
+    if cfg.on != "prompt":
+        rep &= _first_of(gid, f.scan.exact[order, 0], f.scan.exact[order, 1])
+    groups, reps = [], []
+    for a, z, o in zip(starts.tolist(), sizes.tolist(), open_.tolist()):
+        mine = order[a : a + z][rep[a : a + z]]
+        if o and len(mine) > 1:
+            groups.append(np.sort(order[a : a + z]))
+            reps.append(np.sort(mine))
     if not groups:
         return []
-    flags = check(groups)
+    flags = check(reps)
     return sorted(g.tolist() for g, bad in zip(groups, flags) if bad)
+
+
+def _first_of(gid: np.ndarray, *cols: np.ndarray) -> np.ndarray:
+    """True where a position is the first of its group with its values in ``cols``."""
+    pos = np.arange(len(gid))
+    o = np.lexsort((pos, *cols[::-1], gid))
+    first = np.ones(len(o), bool)
+    same = gid[o][1:] == gid[o][:-1]
+    for c in cols:
+        same &= c[o][1:] == c[o][:-1]
+    first[1:] = ~same
+    out = np.zeros(len(gid), bool)
+    out[o] = first
+    return out
 
 
 def groups_conflict(answers: Sequence[Sequence[str]], cfg: Any) -> list[bool]:
