@@ -170,3 +170,12 @@ def test_a_crowded_bucket_of_copies_is_claimed_by_its_first_row() -> None:
     convs = [Conversation.make([Message("user", t), Message("assistant", "a")], Source("f", i + 1)) for i, t in enumerate(texts)]
     res = dedup(convs, config=DedupConfig(bucket_cap=16))
     assert res.stats["big_buckets"] > 0 and res.kept_rows == [0]
+
+
+def test_kept_id_is_the_users_own_id_as_typed(tmp_path: Path) -> None:
+    rows = [row("q one", "a", id=7), row("Q ONE", "a", id=8), row("q two", "b"), row("Q  two", "b")]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_files([tmp_path / "d.jsonl"])
+    gone = [json.loads(x)["removed"] for x in (tmp_path / "d.removed.jsonl").read_text().splitlines()]
+    conv = Conversation.make([Message("user", "q two"), Message("assistant", "b")], Source("x"))
+    assert [g["kept_id"] for g in gone] == [7, conv.id]  # an int stays an int; no id field: the content hash

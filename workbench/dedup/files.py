@@ -169,7 +169,7 @@ def run_files(
             update(len(rows), len(rows))
         ids = _ids(rows, d, cfg, canonical)
         biggest = _biggest(rows, d, cfg, ids)
-        findings = conflict_findings(d, lambda r: str(rows.source(r)), lambda r: ids.get(r) or "")
+        findings = conflict_findings(d, lambda r: str(rows.source(r)), lambda r: str(ids.get(r, "")))
         wrote_rejects = None
         if not dry_run:
             _write(rows, d, sets, ids, kept_path, removed_path, kind, canonical)
@@ -208,7 +208,7 @@ def _workers(rows: Any) -> int:
     return int(getattr(rows, "n_workers", 1))
 
 
-def _ids(rows: Any, d: Decision, cfg: DedupConfig, canonical: bool) -> dict[int, str]:
+def _ids(rows: Any, d: Decision, cfg: DedupConfig, canonical: bool) -> dict[int, Any]:
     """Ids of the rows the outputs name: kept rows of clusters, first rows of conflict groups. A row's
     own ``id`` field when it has one (unless ``canonical``), else its content hash."""
     want = sorted({*d.cluster_rows.tolist(), *(g[0] for g in d.conflicts)})
@@ -217,7 +217,7 @@ def _ids(rows: Any, d: Decision, cfg: DedupConfig, canonical: bool) -> dict[int,
     return dict(zip(want, rows.fetch(np.array(want, np.int64), "ids", "hash" if canonical else "own", cfg)))
 
 
-def _biggest(rows: Any, d: Decision, cfg: DedupConfig, ids: dict[int, str]) -> list[dict[str, Any]]:
+def _biggest(rows: Any, d: Decision, cfg: DedupConfig, ids: dict[int, Any]) -> list[dict[str, Any]]:
     if not len(d.cluster_rows):
         return []
     top = np.lexsort((np.arange(len(d.cluster_size)), -d.cluster_size))[:TOP]
@@ -232,7 +232,7 @@ def _biggest(rows: Any, d: Decision, cfg: DedupConfig, ids: dict[int, str]) -> l
     return out
 
 
-def _info(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, str], i: int) -> dict[str, Any]:
+def _info(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, Any], i: int) -> dict[str, Any]:
     """The ``removed`` object of row ``i``."""
     hs, k = int(d.hit_set[i]), int(d.kept_row[i])
     return {
@@ -250,7 +250,7 @@ def _info(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, str], i: i
     }
 
 
-def _write(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, str], kept_path: Path, removed_path: Path,
+def _write(rows: Any, d: Decision, sets: Sequence[Any], ids: dict[int, Any], kept_path: Path, removed_path: Path,
            kind: str, canonical: bool) -> None:  # fmt: skip
     """Kept and removed files, each to a temporary name, both renamed only when both are complete."""
     from workbench.outputs import atomic_path

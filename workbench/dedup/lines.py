@@ -201,7 +201,7 @@ def fetch_rows(state: Any, task: Any) -> Any:
         for value, text, msgs in rows:
             own = value.get("id") if view == "own" and isinstance(value, dict) else None
             ok = isinstance(own, (str, int)) and not isinstance(own, bool)
-            out.append(str(own) if ok else conversation_id(msgs_of(value, text, msgs)))
+            out.append(own if ok else conversation_id(msgs_of(value, text, msgs)))  # the id as the user typed it
         return out
     pick = {"conversation": 0, "prompt": 1, "response": 2}[view]
     texts = []
