@@ -94,12 +94,11 @@ def run_workbench_engine(texts: list[str], convs: list) -> set[int]:  # type: ig
     rep = np.empty(n, np.int64)
     rep[order] = order[np.maximum.accumulate(np.where(new, np.arange(n), 0))]
     nodes = np.nonzero(rep == np.arange(n))[0]
-    pi, pj = mh.candidate_pairs(scan.bands[nodes])
-    gi, gj = nodes[pi], nodes[pj]
-    sims = mh.exact_jaccard(texts, gi, gj, ngram=NGRAM)
-    ok = sims >= THRESHOLD
-    keeper, _ = mh.greedy_stars(n, np.arange(n), gi[ok], gj[ok])
-    return {i for i in range(n) if rep[i] != i or keeper[i] != i}
+    pi, pj, _ = mh.candidate_pairs(scan.bands[nodes], 32)
+    grams = mh.gram_sets(*mh.pack([texts[int(i)] for i in nodes]), NGRAM, True)
+    keeper, _, _ = mh.stars(len(nodes), pi, pj, grams, np.arange(len(nodes)), np.ones(len(nodes), bool), THRESHOLD)
+    removed = {int(nodes[k]) for k in np.nonzero(keeper != np.arange(len(nodes)))[0]}
+    return removed | {i for i in range(n) if rep[i] != i}
 
 
 def run_exact_hash(texts: list[str], convs: list) -> set[int]:  # type: ignore[type-arg]

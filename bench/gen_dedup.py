@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/gen_dedup.py --rows 100000 --out /tmp/dedup100k.jsonl
     .venv/bin/python bench/gen_dedup.py --rows 1000000 --out /tmp/dedup1m.jsonl
+    .venv/bin/python bench/gen_dedup.py --rows 100000 --templated --out /tmp/templated100k.jsonl
 
 Writes canonical messages JSONL (the first 12 words ask, the rest answer) and, beside it,
 ``<out>.truth.npz``: per row the planted group (-1: unrelated), kind (base/exact/near/far/single)
 and the measured Jaccard similarity to the group's base (5-word shingles). See tests/dedup_gen.py.
+``--templated`` writes the pathological corpus instead: rows filled into 40 long templates, so rows
+share most of their wording and crowd the same LSH buckets (``dedup_gen.templated``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.dedup_gen import corpus  # noqa: E402
+from tests.dedup_gen import corpus, templated  # noqa: E402
 
 KINDS = ("base", "exact", "near", "far", "single")
 
@@ -31,9 +34,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dup-share", type=float, default=0.2, help="share of rows that are planted duplicates")
+    ap.add_argument("--templated", action="store_true", help="the pathological corpus: templated rows")
     args = ap.parse_args()
     t = time.perf_counter()
-    p = corpus(args.rows, seed=args.seed, dup_share=args.dup_share, measure="engine")
+    if args.templated:
+        p = templated(args.rows, seed=args.seed, measure="engine")
+    else:
+        p = corpus(args.rows, seed=args.seed, dup_share=args.dup_share, measure="engine")
     with open(args.out, "w", encoding="utf-8") as fh:
         for text in p.texts:
             words = text.split(" ")

@@ -179,3 +179,77 @@ def conversations(planted: Planted, *, prompt_words: int = 12, file: str = "plan
         user, assistant = " ".join(parts[:prompt_words]), " ".join(parts[prompt_words:])
         out.append(Conversation.make([Message("user", user), Message("assistant", assistant)], Source(file, i + 1)))
     return out
+
+
+def templated(
+    n_rows: int,
+    *,
+    seed: int = 0,
+    templates: int = 40,
+    template_words: tuple[int, int] = (40, 90),
+    slots: tuple[int, int] = (1, 4),
+    answer_words: tuple[int, int] = (2, 16),
+    dup_share: float = 0.1,
+    ngram: int = 5,
+    measure: str = "python",
+) -> Planted:
+    """A pathological corpus: rows filled into a few dozen long templates, so rows of one template
+    share most of their wording (Jaccard ~0.3-0.9 between them) and crowd the same LSH buckets.
+    About ``dup_share`` of the rows are planted exact or near (J >= 0.8) copies of another row."""
+    rng = random.Random(seed)
+    vocab = vocabulary()
+    common = vocab[:400]
+    shapes = []
+    for _ in range(templates):
+        words = [rng.choice(common) for _ in range(rng.randint(*template_words))]
+        where = sorted(rng.sample(range(1, len(words) - 1), rng.randint(*slots)))
+        shapes.append((words, where))
+    rows: list[tuple[str, int, str, float]] = []
+    pending: list[tuple[int, int]] = []
+    g = 0
+    while len(rows) < n_rows:
+        words, where = shapes[rng.randrange(templates)]
+        filled = list(words)
+        for p in where:
+            filled[p] = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 2)))
+        answer = " ".join(rng.choice(vocab) for _ in range(rng.randint(*answer_words)))
+        text = " ".join(filled) + " " + answer
+        if rng.random() < dup_share and n_rows - len(rows) >= 2:
+            bi = len(rows)
+            rows.append((text, g, "base", math.nan))
+            if rng.random() < 0.5:
+                rows.append((exact_variant(text, rng), g, "exact", 1.0))
+            else:
+                pending.append((len(rows), bi))
+                rows.append((" ".join(edit_to(text.split(" "), rng.uniform(0.85, 0.97), rng, vocab, ngram)), g, "near", math.nan))
+            g += 1
+        else:
+            rows.append((text, -1, "single", math.nan))
+    return _finish(rows, pending, rng, ngram, measure)
+
+
+def _finish(rows: list[tuple[str, int, str, float]], pending: list[tuple[int, int]], rng: random.Random,
+            ngram: int, measure: str) -> Planted:  # fmt: skip
+    """Measure the planted pairs' Jaccard and shuffle the rows (as ``corpus`` does)."""
+    texts = [r[0] for r in rows]
+    js = [r[3] for r in rows]
+    if pending:
+        pi = np.array([p[0] for p in pending], dtype=np.int64)
+        pj = np.array([p[1] for p in pending], dtype=np.int64)
+        if measure == "engine":
+            from workbench.dedup.minhash import exact_jaccard
+
+            measured = exact_jaccard(texts, pi, pj, ngram=ngram)
+        else:
+            measured = [jaccard_py(texts[a], texts[b], ngram) for a, b in zip(pi, pj)]
+        for (i, _), j in zip(pending, measured):
+            js[i] = float(j)
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    out = Planted()
+    for i in order:
+        out.texts.append(texts[i])
+        out.group.append(rows[i][1])
+        out.kind.append(rows[i][2])
+        out.jaccard.append(js[i])
+    return out

@@ -28,6 +28,7 @@ SHAPES: dict[str, st.SearchStrategy[tuple[Message, ...]]] = {
     "messages": chat,
     "sharegpt": chat,
     "alpaca": st.one_of(pair, st.tuples(msg("system"), msg("user"), msg("assistant"))),
+    "self_instruct": pair,
     "query_response": pair,
     "prompt_completion": st.one_of(
         pair, st.tuples(chat, msg("assistant")).map(lambda p: (*p[0], p[1]))
@@ -71,6 +72,25 @@ def test_unknown_role_and_non_string_role() -> None:
     with pytest.raises(RowError) as e:
         normalise_role(3)
     assert e.value.reason == "wrong_type"
+
+
+def test_self_instruct_seed_tasks() -> None:
+    row = {"id": "seed_task_1", "name": "antonyms", "instruction": "Give the antonym.", "is_classification": False,
+           "instances": [{"input": "hot", "output": "cold"}, {"input": "", "output": "down"}]}  # fmt: skip
+    assert detect([row]) == "self_instruct"
+    assert to_canonical(row, "self_instruct") == [
+        Message("user", "Give the antonym.\n\nhot"), Message("assistant", "cold"),
+        Message("user", "Give the antonym."), Message("assistant", "down"),
+    ]  # fmt: skip
+    for bad, reason, field in [
+        ({"instances": []}, "empty_turn", "instances"),
+        ({"instances": "x"}, "wrong_type", "instances"),
+        ({"instances": [{"input": ""}]}, "missing_field", "instances[0].output"),
+        ({"instances": [{"input": 3, "output": "y"}]}, "wrong_type", "instances[0].input"),
+    ]:
+        with pytest.raises(RowError) as e:
+            to_canonical({"instruction": "Do it.", **bad}, "self_instruct")
+        assert (e.value.reason, e.value.field) == (reason, field)
 
 
 @pytest.mark.parametrize("marker", ["", "  ", "<noinput>", "<no input>", "No input", "No Input.", "N/A", "n/a", "none",

@@ -276,17 +276,17 @@ def test_ctrl_c_prints_interrupted_exits_130_and_leaves_no_partial_output(
 ) -> None:
     import sys
 
-    import workbench.data.export as export
+    import workbench.dedup.files as files
     from workbench.cli import main
 
     src = tmp_path / "a.jsonl"
     src.write_text(_rows())
 
-    def interrupted(path, conversations, fmt=None):  # type: ignore[no-untyped-def]
-        Path(path).write_text("half a file")
+    def interrupted(rows, kept, fh):  # type: ignore[no-untyped-def]
+        fh.write(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "write_conversations", interrupted)
+    monkeypatch.setattr(files, "_copy_lines", interrupted)
     monkeypatch.setattr(sys, "argv", ["workbench", "dedup", str(src)])
     with pytest.raises(SystemExit) as e:
         main()

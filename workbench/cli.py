@@ -58,7 +58,7 @@ def _root(
 def ingest(
     inputs: Annotated[list[str], typer.Argument(help="JSONL/JSON/CSV/Parquet files, save_to_disk dirs, or hf:NAME[:CONFIG][#SPLIT].", metavar="INPUT...", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write canonical messages (.jsonl, .parquet, or a dir for an HF dataset).", show_default=False)],
-    format: Annotated[str, typer.Option("--format", "-f", help="Input schema: auto, messages, sharegpt, alpaca, query_response, prompt_completion, question_answer, text.")] = "auto",
+    format: Annotated[str, typer.Option("--format", "-f", help="Input schema: auto, messages, sharegpt, alpaca, self_instruct, query_response, prompt_completion, question_answer, text.")] = "auto",
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Read a field from another column: FIELD=COLUMN, e.g. instruction=question (repeatable).")] = None,
     rejects: Annotated[Optional[Path], typer.Option("--rejects", help="Side file for rejected rows [default: <output stem>.rejects.jsonl].")] = None,
     output_format: Annotated[Optional[str], typer.Option("--output-format", help="jsonl, parquet or hf [default: from the output name].")] = None,
@@ -362,12 +362,15 @@ def dedup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report, write no kept/removed files.")] = False,
     engine: Annotated[str, typer.Option("--engine", help="local (this process, numba) or ray (Ray Data: a local Ray, or the cluster RAY_ADDRESS names; outputs are directories of JSONL shards).")] = "local",
     workers: Annotated[Optional[int], typer.Option("--workers", help="--engine ray without RAY_ADDRESS: CPUs of the local Ray [default: all].", show_default=False)] = None,
+    canonical: Annotated[bool, typer.Option("--canonical", help="Write kept and removed rows as canonical messages (as ingest does), not as the input's own rows.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Remove exact and near duplicates (MinHash LSH, verified by exact Jaccard) and rows that match eval sets.
 
-    Every removed row is written with its reason (exact, near, contaminated, leaked), its cluster,
-    the id of the row kept in its place and the similarity; rows read = kept + removed (+ rejected).
+    Kept rows are written as they are in the input (a JSONL row byte for byte; --canonical writes
+    canonical messages). Every removed row is written with its reason (exact, near, contaminated,
+    leaked), its cluster, the id and file:line of the row kept in its place and the similarity;
+    rows read = kept + removed (+ rejected).
     """
     import json
 
@@ -382,13 +385,15 @@ def dedup(
         raise UsageError(f"--engine {engine!r} is not local or ray")
     if workers is not None and (engine != "ray" or workers < 1):
         raise UsageError("--workers goes with --engine ray and is at least 1")
+    if engine == "ray" and canonical:
+        raise UsageError("--canonical goes with --engine local", "the Ray engine writes canonical messages already")
     if engine == "ray":
         run = dd.run_ray(inputs, output=output, removed=removed, against=[str(a) for a in against or []],
                          config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report, workers=workers)  # fmt: skip
     else:
         run = dd.run_files([str(Path(p)) for p in inputs], output=Path(output) if output else None, removed=Path(removed) if removed else None, against=[str(a) for a in against or []],
                            leak=leak, config=config, format=format, mapping=parse_map(map), dry_run=dry_run, report=report,
-                           progress=progress)  # fmt: skip
+                           progress=progress, canonical=canonical)  # fmt: skip
     if as_json:
         print(json.dumps(run.to_dict(), ensure_ascii=False))
     else:

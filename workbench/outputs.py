@@ -213,6 +213,12 @@ def _write_error(target: Path, e: OSError) -> WorkbenchError | None:
     return None
 
 
+def write_error(target: PathLike, e: OSError) -> Exception:
+    """The error to raise for ``e`` while writing ``target``: a full disk or a size limit named as such
+    (for a block that writes several outputs, where ``atomic_path`` cannot tell which one failed)."""
+    return _write_error(Path(os.fspath(target)), e) or e
+
+
 def _swap(tmp: Path, target: Path) -> None:
     """Move ``tmp`` to ``target``. Where a directory is involved, the old one is renamed aside first
     (rename cannot replace a non-empty directory) and removed once the new one is in place."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,8 +17,8 @@ PREVIEW = 70
 
 def render_summary(console: Console, run: DedupRun) -> None:
     """Read = kept + removed (+ rejected), removed by reason, the biggest clusters with a preview."""
-    res = run.result
-    c = res.counts
+    c = run.counts
+    cfg = run.config
     head = Text()
     head.append(f"read {run.rows_read} rows", style="bold")
     head.append(f": kept {c['kept']}, removed {c['removed']}")
@@ -35,7 +33,7 @@ def render_summary(console: Console, run: DedupRun) -> None:
     reasons.add_column("meaning", style="dim")
     meaning = {
         "exact": "same text after case/whitespace/Unicode folding",
-        "near": f"Jaccard >= {res.config.threshold} on {res.config.ngram}-word shingles (verified)",
+        "near": f"Jaccard >= {cfg.threshold} on {cfg.ngram}-word shingles (verified)",
         "contaminated": "matches an eval item (--against)",
         "leaked": "matches a row of another split (--against)",
         "manual": "dropped by hand",
@@ -45,43 +43,43 @@ def render_summary(console: Console, run: DedupRun) -> None:
             reasons.add_row(Text(reason, style=REASON_STYLE[reason]), str(c.get(reason, 0)), text)
     console.print(reasons)
 
-    if res.clusters:
-        top = sorted(res.clusters, key=lambda k: (-k.size, k.id))[:TOP]
-        clusters = Table(title=f"biggest clusters ({res.stats.get('clusters', len(res.clusters))} in all)", title_justify="left", box=None, pad_edge=False)
+    if run.biggest:
+        clusters = Table(title=f"biggest clusters ({run.clusters} in all)", title_justify="left", box=None, pad_edge=False)
         for name, justify in (("cluster", "right"), ("rows", "right"), ("kept", "left"), ("preview", "left")):
             clusters.add_column(name, justify=justify)  # type: ignore[arg-type]
-        from workbench.dedup import text_view
-
-        for k in top:
-            preview = " ".join(text_view(k.kept, res.config.on).split())
-            preview = preview if len(preview) <= PREVIEW else preview[: PREVIEW - 1] + "…"
-            source = visible(str(k.kept.source), newlines=False)
-            clusters.add_row(str(k.id), str(k.size), Text(source), Text(visible(preview, newlines=False)))
+        for k in run.biggest[:TOP]:
+            preview = k["preview"] if len(k["preview"]) <= PREVIEW else k["preview"][: PREVIEW - 1] + "…"
+            clusters.add_row(str(k["cluster"]), str(k["size"]), Text(visible(k["kept_source"], newlines=False)), Text(visible(preview, newlines=False)))
         console.print(clusters)
 
-    if res.against:
-        by_file = Counter(r.against_file for r in res.removed if r.against_file)
+    if run.against:
         table = Table(title="checked against", title_justify="left", box=None, pad_edge=False)
         for name, justify in (("file", "left"), ("items", "right"), ("reason", "left"), ("rows removed", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for s in res.against:
-            table.add_row(Text(visible(s.path, newlines=False)), str(len(s.items)), Text(s.reason, style=REASON_STYLE[s.reason]), str(by_file.get(s.path, 0)))
+        for s in run.against:
+            table.add_row(Text(visible(s.path, newlines=False)), str(len(s.items)), Text(s.reason, style=REASON_STYLE[s.reason]),
+                          str(run.against_removed.get(s.path, 0)))  # fmt: skip
         console.print(table)
-        for s in res.against:
+        for s in run.against:
             for note in s.notes:
                 console.print(Text(visible(f"note: {s.path}: {note}"), style="yellow"))
 
-    for f in res.findings:
+    for f in run.findings:
         body = Text(f"{f.severity}: ", style=SEVERITY_STYLE.get(f.severity, ""))
         body.append(visible(f"{f.code}: {f.message}"))
         if f.hint:
             body.append(visible(f"\n  hint: {f.hint}"), style="dim")
         console.print(body)
 
+    how = str(run.stats.get("kernels", ""))
+    if how.startswith("jit"):
+        console.print(Text(f"note: the dedup kernels were compiled for this run only: {how}", style="yellow"))
+
     if run.dry_run:
         console.print(Text("dry run: no kept/removed files written", style="yellow"))
     else:
-        out = Text(visible(f"kept → {run.kept_path}\nremoved → {run.removed_path}"), style="dim")
+        rows = "canonical messages" if run.canonical else "rows as written in the input"
+        out = Text(visible(f"kept → {run.kept_path} ({rows})\nremoved → {run.removed_path}"), style="dim")
         if run.rejects_path:
             out.append(visible(f"\nrejected → {run.rejects_path}"))
         console.print(out)

@@ -1,4 +1,4 @@
-"""Schema adapters: OpenAI messages, ShareGPT, Alpaca, query/response, prompt/completion, question/answer, text."""
+"""Schema adapters: OpenAI messages, ShareGPT, Alpaca, Self-Instruct, query/response, prompt/completion, question/answer, text."""
 
 from __future__ import annotations
 
@@ -203,6 +203,31 @@ def _alpaca_in(row: Mapping[str, Any]) -> list[Message]:
     return _optional_system(row) + _pair(instruction, output, "output")
 
 
+def _self_instruct_in(row: Mapping[str, Any]) -> list[Message]:
+    # Self-Instruct seed tasks: one instruction, instances [{input, output}]; each instance is one
+    # exchange (the instruction opens the first; a later instance's input, or the instruction again)
+    instruction = _text(row, "instruction")
+    instances = row["instances"]
+    if type(instances) is not list or not instances:
+        if not isinstance(instances, list):
+            raise RowError("wrong_type", "instances", f"'instances' must be a list of {{input, output}}, got {type(instances).__name__}")
+        raise RowError("empty_turn", "instances", "'instances' is empty")
+    out = _optional_system(row)
+    for i, inst in enumerate(instances):
+        where = f"instances[{i}]"
+        if not isinstance(inst, dict):
+            raise RowError("wrong_type", where, f"instance {i} must be an object with input and output, got {type(inst).__name__}")
+        extra = inst.get("input")
+        if not is_no_input(extra) and not isinstance(extra, str):
+            raise RowError("wrong_type", f"{where}.input", f"'input' must be a string, got {type(extra).__name__}")
+        if i == 0:
+            user = instruction if is_no_input(extra) else f"{instruction}\n\n{extra}"
+        else:
+            user = instruction if is_no_input(extra) else extra
+        out += _pair(user, _text(inst, "output", field=f"{where}.output"))
+    return out
+
+
 def _query_response_in(row: Mapping[str, Any]) -> list[Message]:
     return _pair(_text(row, "query"), _text(row, "response"), "response")
 
@@ -259,6 +284,11 @@ def _alpaca_out(messages: tuple[Message, ...]) -> dict[str, Any]:
     return {"instruction": messages[0].content, "input": "", "output": _said(messages[1])}
 
 
+def _self_instruct_out(messages: tuple[Message, ...]) -> dict[str, Any]:
+    _expect(messages, "ua")
+    return {"instruction": messages[0].content, "instances": [{"input": "", "output": messages[1].content}]}
+
+
 def _pair_out(q: str, a: str) -> Callable[[tuple[Message, ...]], dict[str, Any]]:
     def out(messages: tuple[Message, ...]) -> dict[str, Any]:
         _expect(messages, "ua")
@@ -305,6 +335,8 @@ SCHEMAS: dict[str, Schema] = {
                doc="ShareGPT: conversations=[{from, value}, ...], optional system"),
         Schema("alpaca", ("instruction", "output"), _alpaca_in, _alpaca_out,
                doc="Alpaca: instruction, input (optional), output, optional system"),
+        Schema("self_instruct", ("instruction", "instances"), _self_instruct_in, _self_instruct_out,
+               doc="Self-Instruct seed tasks: instruction, instances=[{input, output}, ...]"),
         Schema("query_response", ("query", "response"), _query_response_in, _pair_out("query", "response"),
                doc="query, response (MetaMathQA)"),
         Schema("prompt_completion", ("prompt", "completion"), _prompt_completion_in, _prompt_completion_out,

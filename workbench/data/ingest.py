@@ -18,9 +18,9 @@ from workbench.outputs import atomic_text, guard
 from workbench.data.formats import FORMATS, SCHEMAS, RowError, detect, remap
 from workbench.data.content import Linter
 from workbench.data.readers import DEEP, DETECT_ROWS, FIELDS, Item, _parts, _resolve
-from workbench.records import Conversation, Finding, Reject, Source
+from workbench.records import Conversation, Finding, Message, Reject, Source
 
-__all__ = ["FORMATS", "IngestReport", "IngestStream", "Ingested", "ingest_to", "load", "no_usable_rows", "require_usable", "stream"]
+__all__ = ["FORMATS", "IngestReport", "IngestStream", "Ingested", "convert", "ingest_to", "load", "no_usable_rows", "require_usable", "stream"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 ProgressFn = Callable[[int, "int | None"], None]
@@ -128,6 +128,23 @@ class IngestStream(Iterator[Union[Conversation, Reject]]):
         finally:  # also when the consumer stops early, so the counts match what was yielded
             self.rows_read += read
             self.counts[name] = {"read": read, "written": written, "rejected": read - written}
+
+
+def convert(
+    name: str, line: int | None, row: int | None, value: Any, raw: str | None, fmt: str | None, mapping: Mapping[str, str]
+) -> list[Message] | Reject:
+    """One raw row read in schema ``fmt`` (None: no schema matched) as canonical messages, or the Reject
+    saying why not: the rules of the stream, for readers that do not go through it (dedup's workers)."""
+    if type(value) is not dict:
+        return Reject(name, line, "not_an_object", f"a row must be a JSON object, got {_kind(value)}", None, row, _raw(value, raw))
+    if fmt is None:
+        return Reject(name, line, "unknown_schema", _unknown(value), None, row, _raw(value, raw))
+    try:
+        return SCHEMAS[fmt].to_canonical(remap(value, mapping) if mapping else value)
+    except RowError as e:
+        return Reject(name, line, e.reason, e.detail, _column(e.field, mapping), row, _raw(value, raw))
+    except RecursionError:  # a deep value the parser took but a message would not
+        return Reject(name, line, "malformed_json", DEEP, None, row, _raw(value, raw))
 
 
 def _kind(value: Any) -> str:

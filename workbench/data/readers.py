@@ -103,6 +103,28 @@ def _blank(path: Path) -> bool:
 # --- readers: each yields (line, row, value, raw) tuples or Rejects ----------------------------
 
 
+def jsonl_value(name: str, lineno: int, data: bytes) -> tuple[Any, str] | Reject | None:
+    """One JSONL line (bytes, BOM already stripped): its value and text, a Reject saying why not, or
+    None for a blank line (not a row). The rules of ``_read_jsonl``, for readers of byte ranges."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raw = data.decode("utf-8", "replace").rstrip("\r\n")
+        return Reject(name, lineno, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", None, None, raw)
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        if text.isspace() or not text:
+            return None  # blank lines are not rows
+        detail = f"{e.msg} at column {e.pos + 1}" if isinstance(e, json.JSONDecodeError) else str(e)
+        return Reject(name, lineno, "malformed_json", detail, None, None, text.rstrip("\r\n"))
+    except RecursionError:
+        return Reject(name, lineno, "malformed_json", "nested too deeply to read", None, None, text.rstrip("\r\n")[:1000])
+    if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(name, lineno, None, value, text)):
+        return bad
+    return value, text
+
+
 def _read_jsonl(name: str, path: Path, report: Callable[[int], None]) -> Iterator[Item]:
     # bytes in, decoded line by line, so one bad line is one reject and not a dead file
     loads = json.loads

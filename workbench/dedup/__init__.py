@@ -8,7 +8,8 @@ __getattr__, __dir__, __all__ = exports(
         "engine": ["KEEPS", "REASONS", "Cluster", "DedupConfig", "DedupResult", "Removed", "dedup"],
         "views": ["VIEWS", "text_view"],
         "decontam": ["AgainstSet", "load_against", "reason_for"],
-        "outputs": ["DedupRun", "apply_overrides", "default_paths", "run_files", "summary", "write_outputs"],
+        "outputs": ["apply_overrides", "summary", "write_outputs"],
+        "files": ["DedupRun", "default_paths", "run_files"],
         "ray_engine": ["RayDedupRun", "run_ray"],
     },
 )

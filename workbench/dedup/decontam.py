@@ -295,7 +295,7 @@ def ngram_table(
 
     buf, off = mh.pack(texts, nfc=nfc, casefold=casefold)
     flat, start, count = mh.gram_sets(buf, off, n, casefold)
-    words = mh._word_counts(buf, off, casefold)
+    words = mh.kernels().word_counts(buf, off, casefold)
     keep_item = (words >= n) | (words >= min_words)
     owner = np.repeat(np.arange(len(texts), dtype=np.int64), count)
     sel = np.concatenate([np.arange(s, s + c) for s, c in zip(start[:-1], count)]) if len(texts) else np.zeros(0, int)
@@ -327,5 +327,5 @@ def ngram_overlap(
     for lo in range(0, len(texts), chunk):
         hi = min(len(texts), lo + chunk)
         buf, off = mh.pack(texts[lo:hi], nfc=nfc, casefold=casefold)
-        best[lo:hi], shared[lo:hi] = mh.ngram_hits(buf, off, table.ks, casefold, table.hashes, table.items, table.max_items)
+        best[lo:hi], shared[lo:hi] = mh.kernels().ngram_hits(buf, off, table.ks, casefold, table.hashes, table.items, table.max_items)
     return best, shared

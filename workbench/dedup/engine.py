@@ -8,14 +8,20 @@ The order of decisions, each one final:
 2. *Exact*: rows whose normalised text (NFC, casefolded, whitespace folded) is the same; the
    ``--keep`` policy picks the one that stays.
 3. *Near*: MinHash LSH over the remaining distinct texts proposes candidate pairs; a pair counts
-   only if the exact Jaccard similarity of the two word-shingle sets is >= ``threshold``.
+   only if the exact Jaccard similarity of the two word-shingle sets is >= ``threshold``. Pairs are
+   verified on demand while clusters are formed, so a pair whose later row is already claimed is
+   never verified; an LSH bucket of more than ``bucket_cap`` rows (templated text) gives only the
+   pairs that also share a second band (see ``kernels.bucket_pairs``), so work stays linear.
+
+Conflicting answers (one prompt, answers that are not near duplicates) are found over every row
+read, before any removal, and reported as a finding; they are never a removal reason.
 
 Clusters are stars, not connected components. Rows are walked in ``--keep`` priority; a row not yet
 claimed is kept and claims every unclaimed row verified similar to it. So every removed row is
 similar >= threshold to the row kept in its place; in a chain A~B, B~C with A!~C (keep first), B
 goes with A and C stays (union-find over the pairs would have removed C for a row it does not
 resemble). Rows whose compared text has no words are never near duplicates; empty ones never
-exact duplicates.
+exact duplicates. The arrays behind these decisions are computed in ``decide``.
 """
 
 from __future__ import annotations
@@ -23,16 +29,28 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.dedup.decontam import AgainstSet, ngram_overlap, ngram_table
+from workbench.dedup.decide import (
+    REASONS,
+    Against,
+    Decision,
+    answer_hash,
+    concat_features,
+    decide,
+    groups_conflict,
+    scan_features,
+)
 from workbench.dedup.views import VIEWS, text_view
 from workbench.errors import UsageError
 from workbench.records import Conversation, Finding
 
-REASONS = ("exact", "near", "contaminated", "leaked", "manual")
+if TYPE_CHECKING:
+    from workbench.dedup.decontam import AgainstSet
+
+__all__ = ["KEEPS", "REASONS", "Cluster", "DedupConfig", "DedupResult", "Removed", "dedup"]
 KEEPS = ("first", "longest", "shortest")
 ProgressFn = Callable[[int, "int | None"], None]
 
@@ -76,8 +94,9 @@ class DedupConfig:
     """An n-gram found in more than this share of the --against items is boilerplate and ignored."""
     contam_min_words: int = 8
     """An --against item shorter than contam_ngram words is matched whole if it has at least this many."""
-    bucket_cap: int = 256
-    """In an LSH bucket bigger than this, rows are compared only with its first bucket_cap rows (by priority)."""
+    bucket_cap: int = 32
+    """An LSH bucket of more rows than this (templated text) pairs only rows that also share a second
+    band, each with at most the first bucket_cap such rows: linear work, recall kept for close pairs."""
     chunk: int = 65536
     """Rows per engine batch (bounds memory; progress is reported per batch)."""
 
@@ -115,21 +134,28 @@ class Removed:
     row: int = -1  # 0-based position in the input
     kept_row: int | None = None
     detail: str = ""
+    kept_source: str | None = None  # file:line (or file[row]) of the row kept in its place
+    conflict: int | None = None  # its conflicting-answers group, when its prompt has other answers
+
+    def info(self) -> dict[str, Any]:
+        """The ``removed`` object: why, and which row stays in its place (id and file:line)."""
+        return {
+            "reason": self.reason,
+            "cluster": self.cluster,
+            "kept_id": self.kept_id,
+            "kept_source": self.kept_source,
+            "similarity": round(self.similarity, 4),
+            "against_file": self.against_file,
+            "against_item": self.against_item,
+            "row": self.row,
+            "source": str(self.conv.source),
+            "detail": self.detail,
+            "conflict": self.conflict,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical row plus a ``removed`` object saying why."""
-        return self.conv.to_dict() | {
-            "removed": {
-                "reason": self.reason,
-                "cluster": self.cluster,
-                "kept_id": self.kept_id,
-                "similarity": round(self.similarity, 4),
-                "against_file": self.against_file,
-                "against_item": self.against_item,
-                "row": self.row,
-                "detail": self.detail,
-            }
-        }
+        return self.conv.to_dict() | {"removed": self.info()}
 
 
 @dataclass(slots=True)
@@ -162,43 +188,25 @@ class DedupResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _priority(convs: Sequence[Conversation], keep: str) -> np.ndarray:
-    idx = np.arange(len(convs))
-    if keep == "first":
-        return idx
-    length = np.fromiter((sum(len(m.content) for m in c.messages) for c in convs), np.int64, len(convs))
-    return np.lexsort((idx, -length if keep == "longest" else length))
 
+def against_features(sets: Sequence[AgainstSet], cfg: DedupConfig) -> Against | None:
+    """The --against items scanned like rows, with their gram sets and n-gram table."""
+    from workbench.dedup import minhash as mh
 
-class _Views(Sequence[str]):
-    """The compared text of each row, then ``extra`` texts, built on demand (slices and single rows)."""
-
-    def __init__(self, convs: Sequence[Conversation], on: str, extra: list[str]) -> None:
-        self.convs, self.on, self.extra = convs, on, extra
-
-    def __len__(self) -> int:
-        return len(self.convs) + len(self.extra)
-
-    def __getitem__(self, i: Any) -> Any:
-        n = len(self.convs)
-        if isinstance(i, slice):
-            lo, hi, _ = i.indices(len(self))
-            return [text_view(c, self.on) for c in self.convs[lo:min(hi, n)]] + self.extra[max(lo - n, 0) : max(hi - n, 0)]
-        i = int(i)
-        return text_view(self.convs[i], self.on) if i < n else self.extra[i - n]
-
-
-@dataclass(slots=True)
-class _Hit:
-    set: int
-    item: int
-    similarity: float
-    detail: str
-
-
-def _note(hits: dict[int, _Hit], row: int, hit: _Hit) -> None:
-    if row not in hits or hit.similarity > hits[row].similarity:
-        hits[row] = hit
+    ref = [(si, ii) for si, s in enumerate(sets) for ii in range(len(s.items))]
+    if not ref:
+        return None
+    from workbench.dedup.decontam import ngram_table
+    texts = [sets[si].items[ii].text(cfg.on) for si, ii in ref]
+    norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
+    scan = mh.scan_texts(texts, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed, bands=cfg.bands, rows=cfg.rows,
+                         scheme=cfg.scheme, **norm)  # fmt: skip
+    buf, off = mh.pack(texts, **norm)
+    grams = mh.gram_sets(buf, off, cfg.ngram, cfg.casefold)
+    table = None
+    if cfg.contam_ngram:
+        table = ngram_table(texts, n=cfg.contam_ngram, common=cfg.contam_common, min_words=cfg.contam_min_words, **norm)
+    return Against(scan, ref, grams, [s.reason for s in sets], table)
 
 
 def dedup(
@@ -216,182 +224,78 @@ def dedup(
     convs = list(conversations)
     sets = list(against or [])
     n = len(convs)
-    ev_ref = [(si, ii) for si, s in enumerate(sets) for ii in range(len(s.items))]
-    ev_texts = [sets[si].items[ii].text(cfg.on) for si, ii in ev_ref]
-    texts = _Views(convs, cfg.on, [])
-    alltexts = _Views(convs, cfg.on, ev_texts)  # made chunk by chunk: never a second copy of every text
-    norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
-    scan = mh.scan_texts(
-        alltexts, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed, bands=cfg.bands, rows=cfg.rows,
-        scheme=cfg.scheme, chunk=cfg.chunk, on_progress=on_progress, **norm,
-    )  # fmt: skip
-    rank = _priority(convs, cfg.keep)
-    pos = np.empty(n, dtype=np.int64)
-    pos[rank] = np.arange(n)
-    has_text = scan.folded_len[:n] > 0
+    ag = against_features(sets, cfg)
+    perms = mh.permutations(cfg.num_perm, cfg.seed, cfg.scheme)
+    parts = []
+    for lo in range(0, max(n, 1), cfg.chunk):
+        chunk = convs[lo : lo + cfg.chunk]
+        length = np.fromiter((sum(len(m.content) for m in c.messages) for c in chunk), np.int64, len(chunk))
+        parts.append(scan_features([text_view(c, cfg.on) for c in chunk], [text_view(c, "prompt") for c in chunk],
+                                   [answer_hash(text_view(c, "response")) for c in chunk], length, cfg, perms,
+                                   ag.table if ag is not None else None))  # fmt: skip
+        if on_progress:
+            on_progress(min(lo + cfg.chunk, n), n)
+    norm = {"nfc": cfg.nfc, "casefold": cfg.casefold}
 
-    # 1. contamination: exact text and n-gram overlap (near matches come with the LSH pass below)
-    hits: dict[int, _Hit] = {}
-    if ev_texts:
-        ev_key = {
-            (int(k[0]), int(k[1])): e for e, k in enumerate(scan.exact[n:]) if scan.folded_len[n + e] > 0
-        }
-        for i in np.nonzero(np.isin(scan.exact[:n, 0], scan.exact[n:, 0]) & has_text)[0]:
-            e = ev_key.get((int(scan.exact[i, 0]), int(scan.exact[i, 1])))
-            if e is not None:
-                _note(hits, int(i), _Hit(*ev_ref[e], 1.0, "same text"))
-        if cfg.contam_ngram:
-            table = ngram_table(
-                ev_texts, n=cfg.contam_ngram, common=cfg.contam_common, min_words=cfg.contam_min_words, **norm
-            )
-            best, shared = ngram_overlap(texts, table, **norm)
-            for i in np.nonzero(shared >= cfg.contam_min)[0]:
-                e, c = int(best[i]), int(shared[i])
-                total = max(int(table.per_item[e]), 1)
-                _note(hits, int(i), _Hit(*ev_ref[e], min(c / total, 1.0), f"{c} of {total} {cfg.contam_ngram}-grams"))
+    def grams(rows: np.ndarray) -> Any:
+        return mh.gram_sets(*mh.pack([text_view(convs[r], cfg.on) for r in rows.tolist()], **norm), cfg.ngram, cfg.casefold)
 
-    # 2. exact groups among the rest: rep[i] is the highest-priority row with i's normalised text
-    rep = np.arange(n)
-    alive = has_text.copy()
-    if hits:
-        alive[list(hits)] = False
-    if cfg.exact:
-        idx = np.nonzero(alive)[0]
-        order = idx[np.lexsort((pos[idx], scan.exact[idx, 1], scan.exact[idx, 0]))]
-        k = scan.exact[order]
-        new = np.ones(len(order), dtype=bool)
-        new[1:] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
-        rep[order] = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
+    def check(groups: list[np.ndarray]) -> list[bool]:
+        return groups_conflict([[text_view(convs[r], "response") for r in g.tolist()] for g in groups], cfg)
 
-    # 3. near duplicates (and near matches to --against items): LSH candidates, verified
-    ei = ej = np.zeros(0, np.int64)
-    esim = np.zeros(0)
-    n_cand = 0
-    if cfg.near:
-        train = np.nonzero(alive & (rep == np.arange(n)) & (scan.words[:n] > 0))[0]
-        train = train[np.argsort(pos[train], kind="stable")]
-        evals = n + np.nonzero(scan.words[n:] > 0)[0]
-        nodes = np.concatenate([evals, train])  # --against items first: they always stay in big buckets
-        pi, pj = mh.candidate_pairs(scan.bands[nodes], cfg.bucket_cap)
-        gi, gj = np.minimum(nodes[pi], nodes[pj]), np.maximum(nodes[pi], nodes[pj])
-        useful = gi < n  # an --against item paired with another one tells nothing
-        gi, gj = gi[useful], gj[useful]
-        n_cand = len(gi)
-        sims = mh.exact_jaccard(alltexts, gi, gj, ngram=cfg.ngram, **norm)
-        ok = sims >= cfg.threshold
-        for a, b, s in zip(gi[ok & (gj >= n)], gj[ok & (gj >= n)], sims[ok & (gj >= n)]):
-            _note(hits, int(a), _Hit(*ev_ref[int(b) - n], float(s), "near duplicate"))
-        inner = ok & (gj < n)
-        ei, ej, esim = gi[inner], gj[inner], sims[inner]
-        if hits:
-            clean = ~np.isin(ei, list(hits)) & ~np.isin(ej, list(hits))
-            ei, ej, esim = ei[clean], ej[clean], esim[clean]
-    keeper, via = mh.greedy_stars(n, rank.astype(np.int64), ei.astype(np.int64), ej.astype(np.int64))
+    d = decide(concat_features(parts), cfg, grams, check, ag)
+    d.stats.update(against_items=len(ag.ref) if ag else 0, kernels=mh.kernels().how)
+    return result_of(d, convs, cfg, sets)
 
-    # 4. every row: kept, or removed with its reason (Python touches removed rows only)
-    hit_mask = np.zeros(n, dtype=bool)
-    if hits:
-        hit_mask[list(hits)] = True
-        hit_mask |= hit_mask[rep]  # an exact copy of a contaminated text is contaminated too
-    is_kept = ~hit_mask & (rep == np.arange(n)) & (keeper[rep] == rep)
-    kept_rows = np.nonzero(is_kept)[0].tolist()
+
+def result_of(d: Decision, convs: Sequence[Conversation], cfg: DedupConfig, sets: Sequence[AgainstSet]) -> DedupResult:
+    """The decisions as records: Removed rows, Clusters and findings over ``convs`` (any Sequence)."""
     removed: list[Removed] = []
-    for i in np.nonzero(~is_kept)[0].tolist():
-        r = int(rep[i])
-        hit = hits.get(i) or hits.get(r)
-        if hit is not None:
-            s = sets[hit.set]
-            removed.append(
-                Removed(convs[i], s.reason, None, None, hit.similarity, s.path, s.items[hit.item].id, i, None, hit.detail)
-            )
-            continue
-        k = int(keeper[r])
-        if k == r:  # exact copy of a kept row
-            removed.append(Removed(convs[i], "exact", None, convs[r].id, 1.0, row=i, kept_row=r))
-        else:  # near duplicate of k (itself, or the text it is an exact copy of)
-            removed.append(Removed(convs[i], "near", None, convs[k].id, float(esim[via[r]]), row=i, kept_row=k))
-    clusters = _clusters(convs, removed)
-    kept = [convs[i] for i in kept_rows]
-    counts = _counts(n, kept, removed)
-    assert counts["read"] == counts["kept"] + counts["removed"], counts
-    findings = _conflicts(convs, kept_rows, removed, cfg)
-    stats = {"candidate_pairs": n_cand, "verified_pairs": int(len(ei)), "against_items": len(ev_texts)}
-    if on_progress:
-        on_progress(len(alltexts), len(alltexts))
-    return DedupResult(kept, removed, clusters, findings, counts, kept_rows, cfg, sets, stats)
-
-
-def _clusters(convs: Sequence[Conversation], removed: list[Removed]) -> list[Cluster]:
-    """Number the clusters by their kept row's position and write the ids into ``removed``."""
-    by_keeper: dict[int, list[Removed]] = {}
+    for i in np.nonzero(~d.kept)[0].tolist():
+        removed.append(removed_row(d, i, convs, sets))
+    by_cluster: dict[int, list[Removed]] = {}
     for r in removed:
-        if r.kept_row is not None:
-            by_keeper.setdefault(r.kept_row, []).append(r)
-    out = []
-    for cid, k in enumerate(sorted(by_keeper), 1):
-        for r in by_keeper[k]:
-            r.cluster = cid
-        members = by_keeper[k]
-        out.append(Cluster(cid, k, convs[k], [r.row for r in members], dict(Counter(r.reason for r in members))))
-    return out
+        if r.cluster:
+            by_cluster.setdefault(r.cluster, []).append(r)
+    clusters = [
+        Cluster(c, int(k), convs[int(k)], [r.row for r in by_cluster[c]], dict(Counter(r.reason for r in by_cluster[c])))
+        for c, k in enumerate(d.cluster_rows.tolist(), 1)
+    ]
+    kept_rows = np.nonzero(d.kept)[0].tolist()
+    counts = d.counts()
+    assert counts["read"] == counts["kept"] + counts["removed"], counts
+    findings = conflict_findings(d, lambda r: str(convs[r].source), lambda r: convs[r].id)
+    return DedupResult([convs[i] for i in kept_rows], removed, clusters, findings, counts, kept_rows, cfg, list(sets), d.stats)
 
 
-def _counts(n: int, kept: list[Conversation], removed: list[Removed]) -> dict[str, int]:
-    by = Counter(r.reason for r in removed)
-    return {"read": n, "kept": len(kept), "removed": len(removed), **{r: by.get(r, 0) for r in REASONS}}
+def removed_row(d: Decision, i: int, convs: Sequence[Conversation], sets: Sequence[AgainstSet]) -> Removed:
+    """Row ``i`` (removed) as a Removed record."""
+    reason = REASONS[int(d.reason[i])]
+    conflict = d.conflict_of.get(i)
+    if d.hit_set[i] >= 0:
+        s = sets[int(d.hit_set[i])]
+        return Removed(convs[i], reason, None, None, float(d.similarity[i]), s.path, s.items[int(d.hit_item[i])].id, i,
+                       None, d.detail.get(i, ""), None, conflict)  # fmt: skip
+    k = int(d.kept_row[i])
+    return Removed(convs[i], reason, int(d.cluster[i]), convs[k].id, float(d.similarity[i]), row=i, kept_row=k,
+                   kept_source=str(convs[k].source), conflict=conflict)  # fmt: skip
 
 
-def _conflicts(convs: Sequence[Conversation], kept_rows: list[int], removed: list[Removed], cfg: DedupConfig) -> list[Finding]:
-    """Rows with the same prompt (after normalisation) and different answers: a different problem
-    from duplication (the model is taught two answers), so it is a finding, not a removal reason.
-
-    Compared as conversations or responses, two kept rows with the same prompt were not duplicates,
-    so their answers differ. Compared as prompts, a removed row conflicts with the row kept in its
-    place when their responses are not near duplicates (Jaccard < threshold)."""
-    from workbench.dedup import minhash as mh
-
-    norm = {"casefold": cfg.casefold, "nfc": cfg.nfc}
-    conflicting: list[list[int]] = []
-    if cfg.on == "prompt":
-        pairs = [(r.kept_row, r.row) for r in removed if r.kept_row is not None]
-        if not pairs:
-            return []
-        rows = sorted({x for p in pairs for x in p})
-        at = {r: k for k, r in enumerate(rows)}
-        responses = [text_view(convs[r], "response") for r in rows]
-        pi = np.array([at[a] for a, _ in pairs], dtype=np.int64)
-        pj = np.array([at[b] for _, b in pairs], dtype=np.int64)
-        sims = mh.exact_jaccard(responses, pi, pj, ngram=cfg.ngram, **norm)
-        by_keeper: dict[int, list[int]] = {}
-        for (a, b), s in zip(pairs, sims):
-            if s < cfg.threshold:
-                by_keeper.setdefault(a, [a]).append(b)
-        conflicting = [sorted(g) for _, g in sorted(by_keeper.items())]
-    else:
-        rows = list(kept_rows)
-        pk, plen = mh.exact_keys([text_view(convs[r], "prompt") for r in rows], **norm)
-        idx = np.nonzero(plen > 0)[0]
-        order = idx[np.lexsort((idx, pk[idx, 1], pk[idx, 0]))]
-        k = pk[order]
-        same = (k[1:, 0] == k[:-1, 0]) & (k[1:, 1] == k[:-1, 1])
-        start = 0
-        for t in range(1, len(order) + 1):
-            if t == len(order) or not same[t - 1]:
-                if t - start > 1:
-                    conflicting.append(sorted(rows[int(x)] for x in order[start:t]))
-                start = t
-        conflicting.sort()
-    if not conflicting:
+def conflict_findings(d: Decision, source: Callable[[int], str], row_id: Callable[[int], str]) -> list[Finding]:
+    """The conflicting-answers finding: how many prompts, their rows (file:line), a hint."""
+    groups = d.conflicts
+    if not groups:
         return []
-    rows = sum(len(g) for g in conflicting)
+    rows = sum(len(g) for g in groups)
     return [
         Finding(
             "conflicting_answers",
             "warning",
-            f"{len(conflicting)} prompts appear with different answers ({rows} rows)",
-            [convs[g[0]].id for g in conflicting[:20]],
+            f"{len(groups)} prompts appear with different answers ({rows} rows)",
+            [row_id(g[0]) for g in groups[:20]],
             "the same prompt with two answers teaches the model to guess: keep one answer per prompt "
             "(workbench dedup --on prompt --keep longest) or fix the data",
-            {"groups": [[str(convs[r].source) for r in g] for g in conflicting[:50]], "total": len(conflicting)},
-        )
+            {"groups": [[source(r) for r in g] for g in groups[:50]], "total": len(groups),
+             "rows": sorted(r for g in groups for r in g)},
+        )  # fmt: skip
     ]

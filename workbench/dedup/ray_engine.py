@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from workbench.dedup.engine import REASONS, Cluster, DedupConfig, DedupResult
-from workbench.dedup.outputs import DedupRun
+from workbench.dedup.engine import REASONS, DedupConfig
+from workbench.dedup.files import DedupRun
 from workbench.dedup.ray_io import check_output_dir, is_url, make_sink, make_source, resolve_inputs
 from workbench.dedup.ray_stages import (
-    Decisions, bucket_pairs, decide, exact_groups, exact_rows, explode, file_counts, label, sign, texts, unique_pairs,
+    Decisions, bucket_pairs, decide, exact_groups, exact_rows, explode, file_counts, keeper_sources, label, sign, texts, unique_pairs,
     verify, with_part,
 )  # fmt: skip
 from workbench.errors import UsageError, WorkbenchError
@@ -45,14 +45,12 @@ EXTRA = "distributed"
 
 @dataclass
 class RayDedupRun(DedupRun):
-    """A DedupRun whose clusters are only the biggest ones (the rest stay in the removed files)."""
+    """A DedupRun from the Ray engine: kept and removed rows are canonical, in directories of shards."""
 
-    clusters_total: int = 0
     workers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        d["clusters"] = self.clusters_total
         d["engine"] = {"name": "ray", "workers": self.workers}
         return d
 
@@ -150,15 +148,21 @@ def dedup_ray(files: list[str], cfg: DedupConfig, *, format: str | None, mapping
             joined = pairs.join(ta, "inner", parts, on=("a",)).join(tb, "inner", parts, on=("b",))
             edges = _collect(joined.map_batches(verify, fn_kwargs={"cfg": cfg}, batch_format="numpy"), list(edges))
     d = decide(dups, edges, cfg.keep, base)
+    if len(d.clusters):  # the kept rows' sources, for the removed rows that name them
+        found = _collect(rows.map_batches(keeper_sources, fn_kwargs={"clusters": d.clusters}, batch_format="numpy"), ["key", "src"])
+        d.kept_source = {int(k): str(v) for k, v in zip(found["key"], found["src"])}
     n_near = int(d.near.sum())
     stats = {"accepted": int(accepted.sum()), "rejected": rejected, "candidate_pairs": int(n_cand),
              "verified_pairs": len(edges["a"]), "exact": len(d.key) - n_near, "near": n_near}  # fmt: skip
     return rows, d, stats
 
 
-def _top_clusters(d: Decisions, found: dict[int, str], on: str, top: int = 10) -> list[Cluster]:
+def _top_clusters(d: Decisions, found: dict[int, str], on: str, top: int = 10) -> list[dict[str, Any]]:
+    """The biggest clusters as ``run_files`` reports them: number, size, reasons, the kept row and a preview."""
     import json
 
+    from workbench.dedup.files import PREVIEW
+    from workbench.dedup.views import text_view
     from workbench.records import Conversation, Message, Source
 
     keys, sizes = np.unique(d.kept, return_counts=True)
@@ -167,10 +171,10 @@ def _top_clusters(d: Decisions, found: dict[int, str], on: str, top: int = 10) -
     for i in best:
         row = json.loads(found[int(keys[i])])
         conv = Conversation(row["id"], tuple(Message(m["role"], m["content"]) for m in row["messages"]), Source(row["source"]), row.get("meta") or {})
-        members = d.key[d.kept == keys[i]]
         near = d.near[d.kept == keys[i]]
         reasons = {r: int(n) for r, n in (("exact", (~near).sum()), ("near", near.sum())) if n}
-        out.append(Cluster(i + 1, int(d.position(keys[i : i + 1])[0]), conv, [int(x) for x in d.position(members)], reasons))
+        out.append({"cluster": int(np.searchsorted(d.clusters, keys[i])) + 1, "size": int(sizes[i]) + 1, "reasons": reasons,
+                    "kept_id": row["id"], "kept_source": row["source"], "preview": " ".join(text_view(conv, on).split())[:PREVIEW]})  # fmt: skip
     return out
 
 
@@ -244,17 +248,17 @@ def run_ray(
 
             ray.shutdown()
     n_removed = len(d.key)
-    counts = {"read": stats["accepted"], "kept": stats["accepted"] - n_removed, "removed": n_removed,
+    counts = {"rows_read": stats["accepted"] + stats["rejected"], "rejected": stats["rejected"], "read": stats["accepted"],
+              "kept": stats["accepted"] - n_removed, "removed": n_removed,
               **{r: 0 for r in REASONS}, "exact": stats["exact"], "near": stats["near"]}  # fmt: skip
-    result = DedupResult([], [], _top_clusters(d, found, cfg.on), [], counts, [], cfg, [],
-                         {"candidate_pairs": stats["candidate_pairs"], "verified_pairs": stats["verified_pairs"],
-                          "against_items": 0, "clusters": len(d.clusters)})  # fmt: skip
     run = RayDedupRun(
-        result=result, inputs=[os.fspath(p) for p in inputs], kept_path=None if dry_run else kept_dir,
+        counts=counts, config=cfg, clusters=len(d.clusters), biggest=_top_clusters(d, found, cfg.on), findings=[],
+        against=[], against_removed={}, stats={"candidate_pairs": stats["candidate_pairs"], "verified_pairs": stats["verified_pairs"],
+                                             "against_items": 0, "clusters": len(d.clusters)},
+        inputs=[os.fspath(p) for p in inputs], kept_path=None if dry_run else kept_dir,
         removed_path=None if dry_run else removed_dir, rejects_path=rejects_dir if stats["rejected"] and not dry_run else None,
-        report_path=os.fspath(report) if report else None, rows_read=stats["accepted"] + stats["rejected"],
-        rejected=stats["rejected"], dry_run=dry_run, seconds=time.perf_counter() - started_at,
-        clusters_total=len(d.clusters), workers=cpus,
+        report_path=os.fspath(report) if report else None, dry_run=dry_run, seconds=time.perf_counter() - started_at,
+        canonical=True, workers=cpus,
     )  # fmt: skip
     if report:
         with atomic_text(report) as fh:

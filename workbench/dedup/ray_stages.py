@@ -6,7 +6,7 @@ accepted rows), so key order is input order and a row's global position is its f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ def sign(batch: dict[str, np.ndarray], cfg: DedupConfig) -> dict[str, np.ndarray
     ok = batch["acc"] >= 0
     texts = [t if isinstance(t, str) else "" for t in batch["text"]]
     scan = mh.scan_texts(texts, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed, bands=cfg.bands, rows=cfg.rows,
-                         scheme=cfg.scheme, casefold=cfg.casefold, nfc=cfg.nfc, chunk=cfg.chunk)  # fmt: skip
+                         scheme=cfg.scheme, casefold=cfg.casefold, nfc=cfg.nfc)  # fmt: skip
     key = np.where(ok, (batch["file"].astype(np.int64) << FILE_BITS) | batch["acc"].astype(np.int64), -1)
     return {"key": key, "ok": ok, "id": np.asarray(batch["id"], dtype=object), "length": batch["length"].astype(np.int64),
             "x1": scan.exact[:, 0], "x2": scan.exact[:, 1], "flen": scan.folded_len, "words": scan.words, "bands": scan.bands}  # fmt: skip
@@ -69,7 +69,7 @@ def bucket_pairs(batch: dict[str, np.ndarray], keep: str, cap: int) -> dict[str,
     out: dict[str, list[np.ndarray]] = {"a": [], "b": [], "la": [], "lb": []}
     for bi in np.unique(band):
         sel = pri[band[pri] == bi]
-        pi, pj = mh.candidate_pairs(np.ascontiguousarray(h[sel]).reshape(-1, 1), cap)
+        pi, pj, _ = mh.candidate_pairs(np.ascontiguousarray(h[sel]).reshape(-1, 1), cap)
         i, j = sel[pi], sel[pj]
         first = key[i] < key[j]
         lo, hi = np.where(first, i, j), np.where(first, j, i)
@@ -136,16 +136,42 @@ class Decisions:
     near: np.ndarray
     clusters: np.ndarray  # kept keys with members, sorted: cluster id = position + 1
     base: np.ndarray  # per input file: accepted rows in the files before it
+    kept_source: dict[int, str] = field(default_factory=dict)  # kept key -> its "file:line" (``keeper_sources``)
 
     def position(self, key: np.ndarray) -> np.ndarray:
         return self.base[key >> FILE_BITS] + (key & MASK)
 
 
+def greedy_stars(n: int, rank_order: np.ndarray, ei: np.ndarray, ej: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Star clusters over verified edges, as the local engine forms them: walking nodes by priority, an
+    unclaimed node is kept and claims its unclaimed neighbours. Returns each node's keeper (itself for
+    keepers) and the edge that claimed it (-1 for keepers)."""
+    ei, ej = np.asarray(ei, np.int64), np.asarray(ej, np.int64)
+    src, dst = np.concatenate([ei, ej]), np.concatenate([ej, ei])
+    via_all = np.concatenate([np.arange(len(ei)), np.arange(len(ei))])
+    o = np.argsort(src, kind="stable")
+    src, dst, via_all = src[o], dst[o], via_all[o]
+    ptr = np.searchsorted(src, np.arange(n + 1))
+    keeper = np.full(n, -1, np.int64)
+    via = np.full(n, -1, np.int64)
+    for u in np.asarray(rank_order, np.int64).tolist():
+        if keeper[u] != -1:
+            continue
+        keeper[u] = u
+        lo, hi = ptr[u], ptr[u + 1]
+        if lo == hi:
+            continue
+        nb, ed = dst[lo:hi], via_all[lo:hi]
+        free = keeper[nb] == -1
+        nb, ed = nb[free], ed[free]
+        nb, first = np.unique(nb, return_index=True)  # a neighbour met twice is claimed by its first edge
+        keeper[nb], via[nb] = u, ed[first]
+    return keeper, via
+
+
 def decide(dups: dict[str, np.ndarray], edges: dict[str, np.ndarray], keep: str, base: np.ndarray) -> Decisions:
     """The local engine's steps 3-4 on the edges: greedy stars in priority order, then exact copies follow their
     representative (kept: removed as exact; near-removed: removed as near, in the same place)."""
-    from workbench.dedup import minhash as mh
-
     a, b = edges["a"].astype(np.int64), edges["b"].astype(np.int64)
     nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
     m, k = len(nodes), len(a)
@@ -153,7 +179,7 @@ def decide(dups: dict[str, np.ndarray], edges: dict[str, np.ndarray], keep: str,
     ids = np.empty(m, dtype=object)
     length[inv[:k]], length[inv[k:]] = edges["la"], edges["lb"]
     ids[inv[:k]], ids[inv[k:]] = edges["ida"], edges["idb"]
-    keeper, via = mh.greedy_stars(m, order(length, nodes, keep).astype(np.int64), inv[:k].astype(np.int64), inv[k:].astype(np.int64))
+    keeper, via = greedy_stars(m, order(length, nodes, keep), inv[:k], inv[k:])
     gone = keeper != np.arange(m)
     nkey, nkept, nid, nsim = nodes[gone], nodes[keeper[gone]], ids[keeper[gone]], edges["sim"][via[gone]]
     dkey, drep, did = dups["key"].astype(np.int64), dups["rep"].astype(np.int64), np.asarray(dups["rep_id"], dtype=object)
@@ -166,6 +192,16 @@ def decide(dups: dict[str, np.ndarray], edges: dict[str, np.ndarray], keep: str,
     near = np.concatenate([follow, np.ones(len(nkey), bool)])
     o = np.argsort(key, kind="stable")
     return Decisions(key[o], kept[o], kept_id[o], sim[o].astype(np.float64), near[o], np.unique(kept), base)
+
+
+def keeper_sources(batch: dict[str, np.ndarray], clusters: np.ndarray) -> dict[str, np.ndarray]:
+    """The source ("file:line") of each row of the batch that is kept with rows removed in its place."""
+    import json
+
+    acc = batch["acc"].astype(np.int64)
+    key = np.where(acc >= 0, (batch["file"].astype(np.int64) << FILE_BITS) | acc, -1)
+    hit = np.nonzero((acc >= 0) & np.isin(key, clusters))[0]
+    return {"key": key[hit], "src": np.array([json.loads(batch["row"][i])["source"] for i in hit], dtype=object)}
 
 
 def label(batch: dict[str, np.ndarray], d: Decisions) -> dict[str, Any]:
@@ -186,8 +222,9 @@ def label(batch: dict[str, np.ndarray], d: Decisions) -> dict[str, Any]:
             row = json.loads(batch["row"][i])
             row["removed"] = {
                 "reason": "near" if d.near[j] else "exact", "cluster": int(np.searchsorted(d.clusters, d.kept[j])) + 1,
-                "kept_id": d.kept_id[j], "similarity": round(float(d.sim[j]), 4), "against_file": None, "against_item": None,
-                "row": int(d.position(key[i : i + 1])[0]), "detail": "",
+                "kept_id": d.kept_id[j], "kept_source": d.kept_source.get(int(d.kept[j])),
+                "similarity": round(float(d.sim[j]), 4), "against_file": None, "against_item": None,
+                "row": int(d.position(key[i : i + 1])[0]), "source": row["source"], "detail": "", "conflict": None,
             }  # fmt: skip
             kinds.append("removed")
             lines.append(json.dumps(row, ensure_ascii=False))

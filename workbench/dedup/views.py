@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workbench.records import Conversation
+from collections.abc import Sequence
+
+from workbench.records import Conversation, Message
 
 VIEWS = ("conversation", "prompt", "response")
 
@@ -12,5 +14,10 @@ _VIEW_ROLES = {"prompt": frozenset({"user", "tool"}), "response": frozenset({"as
 
 def text_view(conv: Conversation, on: str) -> str:
     """The text of ``conv`` that ``--on`` compares."""
+    return messages_view(conv.messages, on)
+
+
+def messages_view(messages: Sequence[Message], on: str) -> str:
+    """The text of a list of messages that ``--on`` compares (system turns never count)."""
     roles = _VIEW_ROLES.get(on, _ALL_TURNS)
-    return "\n".join([m.content for m in conv.messages if m.role in roles])
+    return "\n".join([m.content for m in messages if m.role in roles])
