@@ -110,8 +110,9 @@ def stats(
     tokenizer = None
     if model:
         from workbench.template import load_tokenizer
+        from workbench.train import resolve_model_name
 
-        tokenizer = load_tokenizer(model, template=template)
+        tokenizer = load_tokenizer(resolve_model_name(model), template=template)
     with progress("tokenising", total=len(data.conversations)) as update:
         df = wd.frame(data.conversations, tokenizer=tokenizer, max_length=max_length, on_progress=update)
     summary = wd.summary(df, max_length=max_length)
@@ -138,7 +139,7 @@ def stats(
 @app.command()
 def mask(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir, GGUF file, hub name, or tiny:<family> / tiny-pretrained:<family> as `run` builds them.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
     index: Annotated[Optional[int], typer.Option("--index", "-i", help="Show only the conversation at this 0-based index.")] = None,
     id: Annotated[Optional[str], typer.Option("--id", help="Show only the conversation with this id (a unique prefix will do).")] = None,
@@ -164,6 +165,7 @@ def mask(
     from workbench.console import out
     from workbench.console.mask import render_all
     from workbench.template import load_tokenizer
+    from workbench.train import resolve_model_name
 
     if strategy not in mk.STRATEGIES:
         raise UsageError(f"--strategy {strategy!r} is not one of {', '.join(mk.STRATEGIES)}")
@@ -171,7 +173,7 @@ def mask(
         raise UsageError(f"--max-length must be positive, got {max_length}")
     data = wd.load(paths, format=format, mapping=parse_map(map))
     rows = mk.pick(data.conversations, index=index, id=id, limit=limit)
-    tokenizer = load_tokenizer(model, template=template)
+    tokenizer = load_tokenizer(resolve_model_name(model), template=template)
     items = mk.inspect(tokenizer, rows, strategy=strategy, train_eot=not no_eot, max_length=max_length)
     if as_json:
         for _, conv, res in items:
@@ -323,7 +325,7 @@ def dedup(
 @app.command()
 def check(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).", metavar="DATA...", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file or hub name.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file, hub name, or tiny:<family> / tiny-pretrained:<family>.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Report what truncation to this many tokens cuts.")] = None,
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="What is trained: assistant (every assistant turn), last (the last one), all (every token).")] = "assistant",
@@ -346,11 +348,12 @@ def check(
     from workbench.console import err, out, progress
     from workbench.console.check import render_report
     from workbench.template import load_tokenizer
+    from workbench.train import resolve_model_name
 
     check_options(strategy=strategy, max_length=max_length, fail_on=fail_on)
     with progress("reading") as update:
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update)
-    tokenizer = load_tokenizer(model, template=template)
+    tokenizer = load_tokenizer(resolve_model_name(model), template=template)
     with progress("checking", total=len(data.conversations)) as update:
         report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
     if as_json:
@@ -366,7 +369,7 @@ def check(
 @app.command()
 def tui(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files (any format `ingest` reads); one JSONL file opens lazily, so a million rows show at once.", metavar="INPUT...", show_default=False)],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name: adds tokens, trained tokens, the token view and checks.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file, hub name, or tiny:<family> / tiny-pretrained:<family>: adds tokens, trained tokens, the token view and checks.")] = None,
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Flag rows over this many tokens; masks are truncated as training would.")] = None,
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,

@@ -12,5 +12,6 @@ __getattr__, __dir__, __all__ = exports(
         "log": ["TrainEvent"],
         "tiny": ["FAMILIES", "build", "build_model", "build_tokenizer"],
         "pretrain": ["cached", "default_dir", "pretrain_base"],
+        "names": ["resolve_model_name"],
     },
 )

@@ -25,7 +25,10 @@ class Column:
     title: str
     width: int  # 0: take the remaining width
     right: bool = False
+    keep: int = 9  # when the table is too narrow, columns with the lowest ``keep`` are left out first
 
+
+FLEX_MIN = 24  # the flexible column (findings) keeps at least this many cells before others go
 
 CellsFn = Callable[[int], list[Text | str]]
 
@@ -90,17 +93,20 @@ class VirtualTable(ScrollView, can_focus=True):
         self.view = np.empty(0, dtype=np.int64)
         self.sort_key: str | None = None
         self.sort_desc = False
+        self.hidden: set[str] = set()  # columns the owner turned off (token columns without a tokenizer)
 
     # --- data --------------------------------------------------------------------------------
 
-    def set_view(self, view: np.ndarray, *, keep_row: int | None = None) -> None:
-        """Show these row ids; the cursor stays on ``keep_row`` when it is still shown."""
+    def set_view(self, view: np.ndarray, *, keep_row: int | None = None, top: bool = False) -> None:
+        """Show these row ids; the cursor stays on ``keep_row`` when it is still shown, or goes to the top."""
         self.view = view
         self.virtual_size = Size(self._min_width(), len(view) + 1)
         pos = 0
-        if keep_row is not None and len(view):
+        if keep_row is not None and len(view) and not top:
             hit = np.flatnonzero(view == keep_row)
             pos = int(hit[0]) if len(hit) else min(self.cursor, len(view) - 1)
+        if top:
+            self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = pos
         self.refresh()
 
@@ -113,13 +119,32 @@ class VirtualTable(ScrollView, can_focus=True):
     def refresh_rows(self) -> None:
         self.refresh()
 
-    def _min_width(self) -> int:
-        return sum(c.width or 12 for c in self.columns) + len(self.columns)
+    def visible(self) -> list[int]:
+        """Indexes of the columns shown at this width: the lowest-``keep`` ones go first when it is narrow."""
+        shown = [i for i, c in enumerate(self.columns) if c.key not in self.hidden]
+        width = self.size.width or 10**6
 
-    def _widths(self) -> list[int]:
+        def need(cols: list[int]) -> int:
+            return sum(self.columns[i].width or FLEX_MIN for i in cols) + len(cols)
+
+        while need(shown) > width and len(shown) > 2:
+            drop = min((i for i in shown if self.columns[i].width), key=lambda i: self.columns[i].keep, default=None)
+            if drop is None:
+                break
+            shown.remove(drop)
+        return shown
+
+    def _min_width(self) -> int:
+        cols = self.visible()
+        return sum(self.columns[i].width or 12 for i in cols) + len(cols)
+
+    def _widths(self, cols: list[int]) -> list[int]:
         width = max(self.size.width, self._min_width())
-        fixed = sum(c.width for c in self.columns) + len(self.columns)
-        return [c.width or max(12, width - fixed) for c in self.columns]
+        fixed = sum(self.columns[i].width for i in cols) + len(cols)
+        return [self.columns[i].width or max(12, width - fixed) for i in cols]
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self._min_width(), len(self.view) + 1)
 
     # --- drawing -------------------------------------------------------------------------------
 
@@ -143,13 +168,14 @@ class VirtualTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        widths = self._widths()
-        right = [c.right for c in self.columns]
+        cols = self.visible()
+        widths = self._widths(cols)
+        right = [self.columns[i].right for i in cols]
         base = self.rich_style
         if y == 0:
             style = base + self.get_component_rich_style("vtable--header")
             titles = []
-            for c in self.columns:
+            for c in (self.columns[i] for i in cols):
                 mark = ""
                 if c.key == self.sort_key:
                     mark = " ▼" if self.sort_desc else " ▲"
@@ -165,7 +191,8 @@ class VirtualTable(ScrollView, can_focus=True):
                 style = base + self.get_component_rich_style("vtable--cursor")
             elif pos % 2:
                 style = base + self.get_component_rich_style("vtable--odd")
-            strip = self._line(self.cells(row), widths, style, right)
+            cells = self.cells(row)
+            strip = self._line([cells[i] for i in cols], widths, style, right)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     # --- movement ------------------------------------------------------------------------------
@@ -214,7 +241,8 @@ class VirtualTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = offset.x + int(self.scroll_x)
-            for c, w in zip(self.columns, self._widths(), strict=False):
+            cols = self.visible()
+            for c, w in zip((self.columns[i] for i in cols), self._widths(cols), strict=False):
                 if x < w + 1:
                     self.post_message(self.HeaderClicked(self, c.key))
                     return
