@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.data.formats import SCHEMAS, RowError, detect, remap
+from workbench.data.formats import SCHEMAS, RowError, detect, remap, row_meta
 from workbench.records import Conversation, Reject, Source
 
 CHUNK = 8 << 20
@@ -212,10 +212,12 @@ class RowIndex:
             return Reject(self.name, line, "unknown_schema", detail, None, None, text)
         schema = SCHEMAS[fmt]
         try:
-            messages = schema.to_canonical(remap(value, self.mapping) if self.mapping else value)
+            mapped = remap(value, self.mapping) if self.mapping else value
+            messages = schema.to_canonical(mapped)
+            meta = row_meta(mapped, schema.meta) if "tools" in mapped else schema.meta
         except RowError as e:
             return Reject(self.name, line, e.reason, e.detail, e.field, None, text)
-        return Conversation.make(messages, Source(self.name, line), schema.meta)
+        return Conversation.make(messages, Source(self.name, line), meta)
 
     # --- search ------------------------------------------------------------------------------
 

@@ -24,10 +24,35 @@ class TemplateError(WorkbenchError):
 # --- rendering --------------------------------------------------------------------------------
 
 
+class ChatMessages(list):  # type: ignore[type-arg]
+    """Messages that carry the row's tool schemas (``tools``) to every render of them, prefixes included."""
+
+    tools: list[Any] | None = None
+
+    def __getitem__(self, i: Any) -> Any:
+        out = super().__getitem__(i)
+        if isinstance(i, slice):
+            out = ChatMessages(out)
+            out.tools = self.tools
+        return out
+
+
+def tools_of(conversation: ConversationLike) -> list[Any] | None:
+    """The tool (function) schemas a row declares (a ``tools`` field, e.g. glaive / xLAM rows), or None."""
+    tools = conversation.meta.get("tools") if isinstance(conversation, Conversation) else getattr(conversation, "tools", None)
+    return tools if isinstance(tools, list) and tools else None
+
+
 def messages_of(conversation: ConversationLike) -> list[dict[str, Any]]:
-    """The conversation as the list of {"role", "content"} dicts chat templates read."""
+    """The conversation as the list of {"role", "content"} dicts chat templates read (with its tools, if any)."""
     msgs = conversation.messages if isinstance(conversation, Conversation) else conversation
-    return [m.to_dict() if isinstance(m, Message) else dict(m) for m in msgs]
+    out = [m.to_dict() if isinstance(m, Message) else dict(m) for m in msgs]
+    tools = tools_of(conversation)
+    if tools is None:
+        return out
+    tagged = ChatMessages(out)
+    tagged.tools = tools
+    return tagged
 
 
 def has_generation_tags(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -45,8 +70,9 @@ def render(tokenizer: PreTrainedTokenizerBase, conversation: ConversationLike, *
     if not tokenizer.chat_template:
         raise TemplateError("the tokenizer has no chat template", "pass --template my.jinja")
     try:
+        msgs = messages_of(conversation)
         return tokenizer.apply_chat_template(
-            messages_of(conversation), tokenize=False, add_generation_prompt=add_generation_prompt
+            msgs, tools=getattr(msgs, "tools", None), tokenize=False, add_generation_prompt=add_generation_prompt
         )
     except Exception as e:  # noqa: BLE001 - a template can raise anything; it is this row's problem
         raise TemplateError(f"chat template failed: {_template_message(e)}") from None
@@ -91,6 +117,7 @@ class Renderer:
                 warnings.simplefilter("ignore")
                 texts, indices = self._render_jinja(
                     conversations=[messages],
+                    tools=getattr(messages, "tools", None),  # the template's own `tools` argument
                     chat_template=self.template,
                     return_assistant_tokens_mask=spans and self.has_tags,
                     add_generation_prompt=add_generation_prompt,
@@ -103,4 +130,6 @@ class Renderer:
         return texts[0], [tuple(s) for s in indices[0]] if spans and indices else []
 
     def _render_public(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.apply_chat_template(
+            messages, tools=getattr(messages, "tools", None), tokenize=False, add_generation_prompt=add_generation_prompt
+        )

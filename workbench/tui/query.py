@@ -151,6 +151,10 @@ def run(session: Session, q: Query, stop: Callable[[], bool] | None = None) -> I
     if not q.text or session.rows is None:
         yield np.flatnonzero(mask).astype(np.int64), 1.0
         return
+    hit = session.search_cache
+    if hit is not None and hit[0] == q.text and len(hit[1]) == n:  # a pass finished: the text matches are the same
+        yield np.flatnonzero(mask & hit[1]).astype(np.int64), 1.0
+        return
     found = np.zeros(n, dtype=bool)
     if HEX.fullmatch(q.text):  # an id quoted in a finding: workbench's content ids are not in the file
         found |= _rows_mask(n, session.rows_with_id(q.text.lower()))
@@ -160,6 +164,8 @@ def run(session: Session, q: Query, stop: Callable[[], bool] | None = None) -> I
         yield np.flatnonzero(mask & found).astype(np.int64), min(done / total, 1.0)
         if stop is not None and stop():
             return
+    if session.scanned or not HEX.fullmatch(q.text):  # ids are complete once every row is read
+        session.search_cache = (q.text, found)
     yield np.flatnonzero(mask & found).astype(np.int64), 1.0
 
 

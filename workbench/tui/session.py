@@ -83,6 +83,7 @@ class Session:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._by_source: dict[str, int] | None = None
+        self.search_cache: tuple[str, np.ndarray] | None = None  # the last full text search: (text, row mask)
 
     # --- opening ----------------------------------------------------------------------------
 

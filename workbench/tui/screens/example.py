@@ -22,6 +22,24 @@ from workbench.tui.widgets.row_cells import SEVERITY_STYLE, full_source
 from workbench.tui.widgets.token_view import TokenView, pieces
 
 
+def tools_text(tools: Any) -> Text:
+    """The tool schemas a row declares, one line each: name(parameters) and description; the template gets them whole."""
+    t = Text()
+    if not isinstance(tools, list):
+        return t
+    t.append(f"⚒ {len(tools)} tool(s) passed to the chat template's `tools` argument\n", style="bold")
+    for tool in tools:
+        fn = tool.get("function", tool) if isinstance(tool, dict) else {}
+        params = fn.get("parameters", {}) if isinstance(fn, dict) else {}
+        names = list(params.get("properties", {})) if isinstance(params, dict) else []
+        t.append(f"  {fn.get('name', '?')}", style="bold cyan")
+        t.append(f"({', '.join(names)})")
+        if fn.get("description"):
+            t.append(f"  {fn['description']}", style="dim")
+        t.append("\n")
+    return t.rstrip() or t
+
+
 class ExampleScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -53,6 +71,7 @@ class ExampleScreen(Screen[None]):
         yield Static("", id="ex-findings")
         with TabbedContent(initial="chat", id="ex-tabs"):
             with TabPane("Chat", id="chat"):
+                yield Static("", id="ex-tools")
                 yield ChatView(id="ex-chat")
             with TabPane("Tokens", id="tokens"):  # noqa: SIM117 - Textual compose nesting
                 with VerticalScroll(id="ex-token-scroll"):
@@ -81,6 +100,9 @@ class ExampleScreen(Screen[None]):
         self._head(item)
         self._findings()
         chat = self.query_one("#ex-chat", ChatView)
+        tools = self.query_one("#ex-tools", Static)
+        tools.update(tools_text(item.meta.get("tools")) if isinstance(item, Conversation) else "")
+        tools.display = bool(isinstance(item, Conversation) and item.meta.get("tools"))
         if isinstance(item, Conversation):
             chat.show(bubbles(item.messages))
             self._tokens(item)
