@@ -70,6 +70,13 @@ class WorkbenchApp(App[None]):
         if self.autorun:
             self.load_tokenizer()
             self.analyse()
+        self.warm_up()
+
+    @work(thread=True, group="warm", exit_on_error=False)
+    def warm_up(self) -> None:
+        """Import what the first search needs now, not when the user types (a second or more under load)."""
+        import polars  # noqa: F401
+        import pyarrow  # noqa: F401
 
     def show_error(self, e: BaseException, title: str = "error") -> None:
         if isinstance(e, WorkbenchError):
