@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -17,6 +18,9 @@ from workbench.errors import WorkbenchError
 from workbench.tui.messages import DataChanged, OpenExample
 from workbench.tui.session import Options, Session
 
+
+
+SWITCH_INTERVAL = 0.001
 
 
 def _screen(module: str, name: str) -> Screen[Any]:
@@ -60,6 +64,9 @@ class WorkbenchApp(App[None]):
         self.sub_title = ", ".join(options.paths)
 
     def on_mount(self) -> None:
+        # the passes are Python threads: hand the interpreter back to the UI thread every 1 ms rather than 5,
+        # so a key waits on a busy pass for at most a few switches
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self.session.open()
         except WorkbenchError as e:

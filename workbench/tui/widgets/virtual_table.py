@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.segment import Segment
@@ -12,7 +12,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -94,6 +94,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.sort_key: str | None = None
         self.sort_desc = False
         self.hidden: set[str] = set()  # columns the owner turned off (token columns without a tokenizer)
+        self._frame: tuple[Any, ...] | None = None
 
     # --- data --------------------------------------------------------------------------------
 
@@ -165,15 +166,31 @@ class VirtualTable(ScrollView, can_focus=True):
             segments.append(Segment(" ", style))
         return Strip(segments)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # styles and column layout once per frame, not once per line (rich_style walks the DOM each time)
+        cols = self.visible()
+        self._frame = (
+            cols, self._widths(cols), [self.columns[i].right for i in cols], self.rich_style,
+            self.get_component_rich_style("vtable--header"), self.get_component_rich_style("vtable--cursor"),
+            self.get_component_rich_style("vtable--odd"),
+        )  # fmt: skip
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        cols = self.visible()
-        widths = self._widths(cols)
-        right = [self.columns[i].right for i in cols]
-        base = self.rich_style
+        frame = self._frame
+        if frame is None:
+            cols = self.visible()
+            frame = (cols, self._widths(cols), [self.columns[i].right for i in cols], self.rich_style,
+                     self.get_component_rich_style("vtable--header"), self.get_component_rich_style("vtable--cursor"),
+                     self.get_component_rich_style("vtable--odd"))  # fmt: skip
+        cols, widths, right, base, header, cursor, odd = frame
         if y == 0:
-            style = base + self.get_component_rich_style("vtable--header")
+            style = base + header
             titles = []
             for c in (self.columns[i] for i in cols):
                 mark = ""
@@ -188,9 +205,9 @@ class VirtualTable(ScrollView, can_focus=True):
             row = int(self.view[pos])
             style = base
             if pos == self.cursor:
-                style = base + self.get_component_rich_style("vtable--cursor")
+                style = base + cursor
             elif pos % 2:
-                style = base + self.get_component_rich_style("vtable--odd")
+                style = base + odd
             cells = self.cells(row)
             strip = self._line([cells[i] for i in cols], widths, style, right)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
