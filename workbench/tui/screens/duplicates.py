@@ -60,8 +60,8 @@ class DuplicatesScreen(Screen[None]):
     ]
     DEFAULT_CSS = """
     DuplicatesScreen #dup-top { height: 14; }
-    DuplicatesScreen #clusters { width: 44; height: 1fr; border: round $primary; }
-    DuplicatesScreen #members { height: 1fr; border: round $primary; }
+    DuplicatesScreen #clusters { width: 2fr; max-width: 44; height: 1fr; border: round $primary; }
+    DuplicatesScreen #members { width: 3fr; height: 1fr; border: round $primary; }
     DuplicatesScreen #dup-info { height: auto; padding: 0 1; background: $panel; }
     """
 
@@ -77,8 +77,8 @@ class DuplicatesScreen(Screen[None]):
         yield Header()
         yield Static("", id="dup-info")
         with Horizontal(id="dup-top"):
-            yield VirtualTable(CLUSTER_COLUMNS, self._cluster_cells, id="clusters")
-            yield VirtualTable(MEMBER_COLUMNS, self._cells, id="members")
+            yield VirtualTable(CLUSTER_COLUMNS, self._cluster_cells, id="clusters", flex_min=12)
+            yield VirtualTable(MEMBER_COLUMNS, self._cells, id="members", flex_min=8)  # state before text
         yield DiffView(id="diff")
         yield JobBar()
         yield Footer()

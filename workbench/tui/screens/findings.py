@@ -39,8 +39,8 @@ class FindingsScreen(Screen[None]):
         Binding("right", "focus_rows", "Examples", show=False),
     ]
     DEFAULT_CSS = """
-    FindingsScreen #groups { width: 46; height: 1fr; border: round $primary; }
-    FindingsScreen #group-side { width: 1fr; }
+    FindingsScreen #groups { width: 2fr; max-width: 46; height: 1fr; border: round $primary; }
+    FindingsScreen #group-side { width: 3fr; }
     FindingsScreen #group-info { height: auto; max-height: 10; padding: 0 1; border: round $primary 50%; }
     """
 
@@ -58,7 +58,7 @@ class FindingsScreen(Screen[None]):
             yield OptionList(id="groups")
             with Vertical(id="group-side"):
                 yield Static("", id="group-info")
-                yield VirtualTable(COLUMNS, lambda row: cells(self.session, row), id="group-rows")
+                yield VirtualTable(COLUMNS, lambda row: cells(self.session, row), id="group-rows", flex_min=16)
         yield JobBar()
         yield Footer()
 

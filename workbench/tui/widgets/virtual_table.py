@@ -86,8 +86,9 @@ class VirtualTable(ScrollView, can_focus=True):
 
         column: str
 
-    def __init__(self, columns: list[Column], cells: CellsFn, *, id: str | None = None) -> None:
+    def __init__(self, columns: list[Column], cells: CellsFn, *, id: str | None = None, flex_min: int = FLEX_MIN) -> None:
         super().__init__(id=id)
+        self.flex_min = flex_min
         self.columns = columns
         self.cells = cells
         self.view = np.empty(0, dtype=np.int64)
@@ -126,7 +127,7 @@ class VirtualTable(ScrollView, can_focus=True):
         width = self.size.width or 10**6
 
         def need(cols: list[int]) -> int:
-            return sum(self.columns[i].width or FLEX_MIN for i in cols) + len(cols)
+            return sum(self.columns[i].width or self.flex_min for i in cols) + len(cols)
 
         while need(shown) > width and len(shown) > 2:
             drop = min((i for i in shown if self.columns[i].width), key=lambda i: self.columns[i].keep, default=None)
