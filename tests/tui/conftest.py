@@ -35,8 +35,13 @@ def make_app(path: str = "small.jsonl", **kwargs):  # type: ignore[no-untyped-de
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     """Wait until every background pass (and the filters they trigger) has finished and been drawn."""
+    from textual.worker import WorkerCancelled
+
     for _ in range(4):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # a search replaced by a newer one: cancelled on purpose
+            pass
         await pilot.pause()
     await pilot.pause()
 

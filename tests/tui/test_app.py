@@ -178,3 +178,13 @@ async def test_help_and_command_palette_entries(in_data: Path) -> None:
         for title in ("Dataset", "Findings", "Duplicates", "Stats", "Export curated set", "Find duplicates",
                       "Undo decision", "Filter: over max length", "Filter: EOS not trained", "Filter: zero trained tokens"):
             assert title in titles
+
+
+async def test_tiny_model_name_works(in_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`workbench tui data --model tiny:chatml`: the name resolves as `run` resolves it, and tokens fill in."""
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    app = make_app(model="tiny:chatml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.session.tokenizer is not None and "tokenizer" not in app.session.errors
+        assert app.session.value("tokens", 0) is not None
