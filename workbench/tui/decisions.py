@@ -40,8 +40,8 @@ def read(path: Path) -> Saved:
     """The sidecar's records, last one per row winning; unreadable lines are counted, not fatal."""
     out = Saved()
     try:
-        fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
+        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+    except OSError:  # none yet, or unreadable: start without saved decisions (appending says if it cannot write)
         return out
     with fh:
         for line in fh:

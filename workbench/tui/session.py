@@ -343,12 +343,20 @@ class Session:
         if self.scanned:
             self.unmatched = left
 
-    def overrides(self) -> dict[int, str]:
+    def _conversations(self) -> list[tuple[int, Conversation]]:
+        """(table row, conversation) of every row; parsed afresh while the scan has not finished (never racing it)."""
+        if self.scanned:
+            return [(r, it) for r, it in enumerate(self.items) if isinstance(it, Conversation)]
+        assert self.rows is not None
+        pairs = ((r, self.rows.parse(r)) for r in range(len(self.rows)))
+        return [(r, it) for r, it in pairs if isinstance(it, Conversation)]
+
+    def overrides(self, pairs: list[tuple[int, Conversation]] | None = None) -> dict[int, str]:
         """Decisions keyed by dedup input position (conversations only), as dedup.write_outputs wants."""
         if self.dupes is not None:
             pos = {int(r): k for k, r in enumerate(self.dupes.table_rows)}
         else:
-            pos = {r: k for k, r in enumerate(r for r, it in enumerate(self.items) if isinstance(it, Conversation))}
+            pos = {r: k for k, (r, _) in enumerate(pairs if pairs is not None else self._conversations())}
         return {pos[r]: d for r, d in sorted(self.decisions.items()) if r in pos}
 
     def save(self, kept_path: str | os.PathLike[str], removed_path: str | os.PathLike[str],
@@ -359,15 +367,15 @@ class Session:
         """
         from workbench.dedup import REASONS, DedupConfig, DedupResult, write_outputs
 
-        if not self.scanned:
-            self.scan()
         result = self.dedup_result
+        pairs = None
         if result is None:
-            convs = [it for it in self.items if isinstance(it, Conversation)]
+            pairs = self._conversations()
+            convs = [c for _, c in pairs]
             n = len(convs)
             counts = {"read": n, "kept": n, "removed": 0, **dict.fromkeys(REASONS, 0)}
             result = DedupResult(convs, [], [], [], counts, list(range(n)), DedupConfig())
-        final = write_outputs(result, kept_path, removed_path, overrides=self.overrides(), fmt=fmt,
+        final = write_outputs(result, kept_path, removed_path, overrides=self.overrides(pairs), fmt=fmt,
                               protect=self.options.paths)  # fmt: skip
         self.unexported = 0
         self.log.append({"exported": os.fspath(kept_path), "removed": os.fspath(removed_path)})
