@@ -68,7 +68,16 @@ def scan(s: Session, stop: StopFn | None = None) -> None:
         job.done = i + 1
     job.finished = True
     s.scanned = True
+    settle_heap()
     s.apply_saved()  # decisions whose file:line moved are found by id now
+
+
+def settle_heap() -> None:
+    """Move what a pass built (a million conversations) out of the collector's sight: a full collection
+    walking them stalls the UI thread for a second or more, in the middle of a keystroke."""
+    import gc
+
+    gc.freeze()
 
 
 def conversations(s: Session) -> tuple[list[int], list[Conversation]]:
@@ -201,6 +210,7 @@ def apply_dedup(s: Session, result: Any, table_rows: list[int]) -> None:
             s.add(r, f.code, f.severity, f.message, f.hint)
     s.cluster = d.cluster_of
     s.dupes = d
+    settle_heap()
 
 
 def _dedup_codes(d: clusters.Dupes | None) -> set[str]:
