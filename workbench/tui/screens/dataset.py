@@ -209,8 +209,9 @@ class DatasetScreen(Screen[None]):
         self._run_filter(self._query, t.sort_key, t.sort_desc, self._generation, False, True)  # the top of the new order
 
     def action_cycle_sort(self) -> None:
+        keys = [k for k in SORTABLE if k not in self.table.hidden]  # no sorting by a column that is not shown
         cur = self.table.sort_key or "row"
-        nxt = SORTABLE[(SORTABLE.index(cur) + 1) % len(SORTABLE)] if cur in SORTABLE else "row"
+        nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else "row"
         self.sort_by(nxt, desc=nxt != "row")
 
     def action_reverse_sort(self) -> None:

@@ -106,7 +106,7 @@ class VirtualTable(ScrollView, can_focus=True):
         pos = 0
         if keep_row is not None and len(view) and not top:
             hit = np.flatnonzero(view == keep_row)
-            pos = int(hit[0]) if len(hit) else min(self.cursor, len(view) - 1)
+            pos = int(hit[0]) if len(hit) else 0  # the row is gone: the top of the new view, not the same offset
         if top:
             self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = pos
