@@ -65,3 +65,18 @@ def test_missing_file_is_one_clean_error(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "nope.jsonl" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_model_names_of_run_work_in_check_and_mask(tmp_path: Path) -> None:
+    """`--model tiny:chatml` (the README's name) resolves in `check` and `mask` as `run` and `train` resolve it."""
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}\n')
+    env = {"WORKBENCH_CACHE": str(tmp_path / "cache")}
+    check = run_cli("check", str(data), "--model", "tiny:chatml", "--json", env=env)
+    assert check.returncode == 0, check.stderr
+    assert '"rows": 1' in check.stdout
+    mask = run_cli("mask", str(data), "--model", "tiny:chatml", "--json", env=env)
+    assert mask.returncode == 0, mask.stderr
+    assert '"labels"' in mask.stdout
+    bad = run_cli("check", str(data), "--model", "tiny:nosuchfamily", env=env)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "nosuchfamily" in bad.stderr

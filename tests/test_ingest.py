@@ -350,3 +350,21 @@ def test_cli_unreachable_hub_name_is_one_clean_error(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)  # fmt: skip
     assert res.returncode == 1
     assert res.stderr.startswith("error: cannot read hf:nobody/nothing") and "Traceback" not in res.stderr
+
+
+def test_json_array_is_read_row_by_row_with_the_same_rows_and_errors(tmp_path: Path) -> None:
+    """A JSON array streams (the TUI shows its first rows before the last is parsed): same rows as one json.loads;
+    a broken array is one clear error naming the line."""
+    rows = [{"messages": [{"role": "user", "content": f"q{i} \U0001f600"}, {"role": "assistant", "content": "a"}]} for i in range(3)]
+    good = tmp_path / "good.json"
+    good.write_text(" [\n" + ",\n".join(json.dumps(r) for r in rows) + "\n] \n")
+    data = ingest.load([str(good)])
+    assert [c.messages[0].content for c in data.conversations] == [f"q{i} \U0001f600" for i in range(3)]
+    assert [c.source.row for c in data.conversations] == [0, 1, 2]
+    empty = tmp_path / "empty.json"
+    empty.write_text("[ ]")
+    assert ingest.load([str(empty)]).rows_read == 0
+    broken = tmp_path / "broken.json"
+    broken.write_text("[\n" + json.dumps(rows[0]) + ",\n" + json.dumps(rows[1]) + "\n{}\n]")
+    with pytest.raises(WorkbenchError, match=r"broken.json.*expected ',' or '\]' at line 4"):
+        ingest.load([str(broken)])

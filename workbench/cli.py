@@ -114,8 +114,9 @@ def stats(
     tokenizer = None
     if model:
         from workbench.template import load_tokenizer, parse_template_kwargs
+        from workbench.train import resolve_model_name
 
-        tokenizer = load_tokenizer(model, template=template, template_kwargs=parse_template_kwargs(template_kwargs))
+        tokenizer = load_tokenizer(resolve_model_name(model), template=template, template_kwargs=parse_template_kwargs(template_kwargs))
     with progress("tokenising", total=len(data.conversations)) as update:
         df = wd.frame(data.conversations, tokenizer=tokenizer, max_length=max_length, on_progress=update)
     summary = wd.summary(df, max_length=max_length)
@@ -142,7 +143,7 @@ def stats(
 @app.command()
 def mask(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir, GGUF file, hub name, or tiny:<family> / tiny-pretrained:<family> as `run` builds them.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
     template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables every chat-template render gets, e.g. \'{"enable_thinking": false}\'.')] = None,
     index: Annotated[Optional[int], typer.Option("--index", "-i", help="Show only the conversation at this 0-based index.")] = None,
@@ -171,6 +172,7 @@ def mask(
     from workbench.console import out
     from workbench.console.mask import render_all
     from workbench.template import load_tokenizer, parse_template_kwargs
+    from workbench.train import resolve_model_name
 
     if strategy not in mk.STRATEGIES:
         raise UsageError(f"--strategy {strategy!r} is not one of {', '.join(mk.STRATEGIES)}")
@@ -178,7 +180,7 @@ def mask(
         raise UsageError(f"--max-length must be positive, got {max_length}")
     data = wd.load(paths, format=format, mapping=parse_map(map)).require_rows()
     rows = mk.pick(data.conversations, index=index, id=id, limit=limit)
-    tokenizer = load_tokenizer(model, template=template, template_kwargs=parse_template_kwargs(template_kwargs))
+    tokenizer = load_tokenizer(resolve_model_name(model), template=template, template_kwargs=parse_template_kwargs(template_kwargs))
     items = mk.inspect(tokenizer, rows, strategy=strategy, train_eot=not no_eot, max_length=max_length)
     if as_json:
         for _, conv, res in items:
@@ -403,7 +405,7 @@ def dedup(
 @app.command()
 def check(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files or directories (any format `ingest` reads).", metavar="DATA...", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file or hub name.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer dir (its config.json / generation_config.json are read when present), GGUF file, hub name, or tiny:<family> / tiny-pretrained:<family>.", show_default=False)],
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
     template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables every chat-template render gets, e.g. \'{"enable_thinking": false}\'.')] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Report what truncation to this many tokens cuts.")] = None,
@@ -427,12 +429,13 @@ def check(
     from workbench.console import err, out, progress, say
     from workbench.console.check import render_report
     from workbench.template import load_tokenizer, parse_template_kwargs
+    from workbench.train import resolve_model_name
 
     check_options(strategy=strategy, max_length=max_length, fail_on=fail_on)
     kwargs = parse_template_kwargs(template_kwargs)
     with progress("reading") as update:
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()  # "no findings" on no rows would lie
-    tokenizer = load_tokenizer(model, template=template, template_kwargs=kwargs)
+    tokenizer = load_tokenizer(resolve_model_name(model), template=template, template_kwargs=kwargs)
     with progress("checking", total=len(data.conversations)) as update:
         report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
     if as_json:
@@ -448,8 +451,9 @@ def check(
 @app.command()
 def tui(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files (any format `ingest` reads); one JSONL file opens lazily, so a million rows show at once.", metavar="INPUT...", show_default=False)],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file or hub name: adds tokens, trained tokens, the token view and checks.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Tokenizer dir, GGUF file, hub name, or tiny:<family> / tiny-pretrained:<family>: adds tokens, trained tokens, the token view and checks.")] = None,
     template: Annotated[Optional[Path], typer.Option(help="A Jinja chat template that replaces the tokenizer's.")] = None,
+    template_kwargs: Annotated[Optional[str], typer.Option("--template-kwargs", help='JSON object of variables every chat-template render gets, e.g. \'{"enable_thinking": false}\'.')] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Flag rows over this many tokens; masks are truncated as training would.")] = None,
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="Force the input schema instead of detecting it.")] = None,
     map: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: FIELD=COLUMN (repeatable).")] = None,
@@ -459,13 +463,17 @@ def tui(
     Press ? in the app for its keys, ctrl+p for every action.
     """
     from workbench.data import require_usable
+    from workbench.template import parse_template_kwargs
     from workbench.tui.app import run
     from workbench.tui.session import options
 
     if max_length is not None and max_length <= 0:
         raise UsageError(f"--max-length must be positive, got {max_length}")
+    kwargs = parse_template_kwargs(template_kwargs)  # bad JSON: exit 2 before the app opens
+    if kwargs and not model:
+        raise UsageError("--template-kwargs goes with --model", "the template is the model's: name it with --model")
     require_usable(paths, format=format, mapping=parse_map(map))  # a missing, empty or all-rejected input: exit 1, no app
-    run(options([str(p) for p in paths], model=model, template=str(template) if template else None,
+    run(options([str(p) for p in paths], model=model, template=str(template) if template else None, template_kwargs=kwargs,
                 max_length=max_length, format=format, mapping=parse_map(map)))  # fmt: skip
 
 

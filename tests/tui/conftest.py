@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,13 @@ SIZE = (140, 40)
 
 
 @pytest.fixture
-def in_data(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run from tests/tui/data so the app shows `small.jsonl`, the same on every machine."""
-    monkeypatch.chdir(HERE / "data")
-    return HERE / "data"
+def in_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Run beside a copy of tests/tui/data so the app shows `small.jsonl`, the same on every machine,
+    and the decisions sidecar it writes beside the data lands in a temporary folder."""
+    data = tmp_path / "data"
+    shutil.copytree(HERE / "data", data)
+    monkeypatch.chdir(data)
+    return data
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +35,13 @@ def make_app(path: str = "small.jsonl", **kwargs):  # type: ignore[no-untyped-de
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     """Wait until every background pass (and the filters they trigger) has finished and been drawn."""
+    from textual.worker import WorkerCancelled
+
     for _ in range(4):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # a search replaced by a newer one: cancelled on purpose
+            pass
         await pilot.pause()
     await pilot.pause()
 

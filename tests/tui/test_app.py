@@ -63,7 +63,7 @@ async def test_step_to_next_finding(in_data: Path, tiny_dir: Path) -> None:
         await pilot.press("enter")
         ex = app.screen
         assert isinstance(ex, ExampleScreen) and ex.row == 0
-        flagged = sorted(r for r, codes in app.session.codes.items() if codes)
+        flagged = [r for r in range(app.session.n) if app.session.codes_of(r)]
         seen = []
         for _ in range(len(flagged)):
             await pilot.press("f")
@@ -140,12 +140,18 @@ async def test_export_matches_dedup_write_outputs(in_data: Path, tmp_path: Path)
     assert (tmp_path / "a.removed.jsonl").read_bytes() == (tmp_path / "b.removed.jsonl").read_bytes()
 
 
-async def test_bad_file_is_a_message_not_a_traceback(in_data: Path) -> None:
+async def test_bad_file_is_said_in_place_of_the_table(in_data: Path) -> None:
+    from textual.widgets import Static
+
+    from workbench.tui.widgets.virtual_table import VirtualTable
+
     app = make_app("missing.jsonl")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        notes = [n.message for n in app._notifications]
-        assert any("cannot read missing.jsonl" in m for m in notes), notes
+        box = app.screen.query_one("#open-error", Static)
+        assert box.display and "cannot read missing.jsonl" in str(box.content)
+        assert "hint: check the path" in str(box.content)
+        assert not app.screen.query_one("#rows", VirtualTable).display  # no empty table under a toast
         assert app.session.n == 0
 
 
@@ -172,3 +178,13 @@ async def test_help_and_command_palette_entries(in_data: Path) -> None:
         for title in ("Dataset", "Findings", "Duplicates", "Stats", "Export curated set", "Find duplicates",
                       "Undo decision", "Filter: over max length", "Filter: EOS not trained", "Filter: zero trained tokens"):
             assert title in titles
+
+
+async def test_tiny_model_name_works(in_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`workbench tui data --model tiny:chatml`: the name resolves as `run` resolves it, and tokens fill in."""
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    app = make_app(model="tiny:chatml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.session.tokenizer is not None and "tokenizer" not in app.session.errors
+        assert app.session.value("tokens", 0) is not None

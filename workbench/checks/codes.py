@@ -208,6 +208,13 @@ CODES: dict[str, Code] = {
     ),
 }
 
+# Facts of the template or tokenizer, whatever the row: the rows they name follow from a simple property
+# (no system turn, a system turn), so a viewer states them once rather than flagging every row.
+TEMPLATE_WIDE: frozenset[str] = frozenset({
+    "no_chat_template", "hidden_system_prompt", "system_prompt_moved", "system_dropped", "double_bos",
+    "double_bos_retokenized", "pad_is_eos", "no_pad_token", "eot_not_stop", "stop_tokens_disagree", "multi_token_eot",
+})  # fmt: skip
+
 
 def finding(
     code: str,

@@ -378,6 +378,26 @@ def remap(row: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
     return row
 
 
+def row_meta(row: Mapping[str, Any], meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``meta`` plus the tool schemas a row declares in ``tools`` (a list, or a JSON string of one, as
+    glaive / xLAM rows store it): chat templates take them as their ``tools`` argument. RowError if unreadable."""
+    tools = row.get("tools")
+    if tools is None or tools == "" or tools == []:
+        return meta
+    if isinstance(tools, str):
+        import json
+
+        try:
+            tools = json.loads(tools)
+        except ValueError:
+            raise RowError("wrong_type", "tools", "tools is a string but not JSON") from None
+    if isinstance(tools, dict):
+        tools = [tools]
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise RowError("wrong_type", "tools", "tools must be a list of function schemas (objects)")
+    return {**(meta or {}), "tools": tools} if tools else meta
+
+
 def to_canonical(row: Mapping[str, Any], fmt: str) -> list[Message]:
     """The messages of one row in schema ``fmt``; raises RowError with a reject reason."""
     return SCHEMAS[fmt].to_canonical(row)

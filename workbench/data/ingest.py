@@ -16,6 +16,7 @@ from workbench.errors import UsageError, WorkbenchError
 from workbench.data.export import format_for, write_conversations
 from workbench.outputs import atomic_text, guard
 from workbench.data.formats import FORMATS, SCHEMAS, RowError, detect, remap
+from workbench.data.formats import row_meta as with_tools
 from workbench.data.content import Linter
 from workbench.data.readers import DEEP, DETECT_ROWS, FIELDS, Item, _parts, _resolve
 from workbench.records import Conversation, Finding, Message, Reject, Source
@@ -115,7 +116,9 @@ class IngestStream(Iterator[Union[Conversation, Reject]]):
                     yield Reject(name, line, "unknown_schema", _unknown(value), None, row, _raw(value, raw))
                     continue
                 try:
-                    messages = to_canonical(remap(value, mapping) if mapping else value)
+                    mapped = remap(value, mapping) if mapping else value
+                    messages = to_canonical(mapped)
+                    row_meta = with_tools(mapped, meta) if "tools" in mapped else meta
                 except RowError as e:
                     where = _column(e.field, mapping)
                     yield Reject(name, line, e.reason, e.detail, where, row, _raw(value, raw))
@@ -124,7 +127,7 @@ class IngestStream(Iterator[Union[Conversation, Reject]]):
                     yield Reject(name, line, "malformed_json", DEEP, None, row, _raw(value, raw))
                     continue
                 written += 1
-                yield make(messages, Source(name, line, row), meta)
+                yield make(messages, Source(name, line, row), row_meta)
         finally:  # also when the consumer stops early, so the counts match what was yielded
             self.rows_read += read
             self.counts[name] = {"read": read, "written": written, "rejected": read - written}

@@ -165,13 +165,12 @@ def _read_json(name: str, path: Path, report: Callable[[int], None], mapping: Ma
         raise _cannot(name, f"invalid UTF-8 at byte {e.start}",
                       "re-encode it as UTF-8, or save it as JSONL so bad rows are rejected one by one") from None  # fmt: skip
     head = text.lstrip()[:1]
+    if head == "[":  # an array of rows: decoded row by row, so the first rows are there before the last is read
+        yield from _read_json_array(name, text, len(data), report)
+        return
     try:
         value = json.loads(text)
     except RecursionError:
-        if head == "[":  # an array of rows: read them one by one, so only the deep row is rejected
-            yield from _read_array(name, text)
-            report(path.stat().st_size)
-            return
         raise _cannot(name, "nested too deeply to read as one JSON document",
                       "save it as JSON Lines (one row per line), so a bad row is rejected on its own") from None  # fmt: skip
     except json.JSONDecodeError as e:
@@ -203,25 +202,63 @@ def _read_json(name: str, path: Path, report: Callable[[int], None], mapping: Ma
     report(path.stat().st_size)
 
 
-def _read_array(name: str, text: str) -> Iterator[Item]:
-    """A JSON array's elements parsed one at a time; an element nested too deeply is one reject."""
+def _read_json_array(name: str, text: str, size: int, report: Callable[[int], None]) -> Iterator[Item]:
+    """The rows of a top-level JSON array, one ``raw_decode`` each (the C scanner json.loads uses)."""
     decode = json.JSONDecoder().raw_decode
-    space = re.compile(r"\s*")
-    i, row = space.match(text, text.index("[") + 1).end(), 0  # type: ignore[union-attr]
-    while i < len(text) and text[i] != "]":
+    ws = " \t\r\n"
+    n = len(text)
+    pos = text.index("[") + 1
+    i = 0
+    while True:
+        while pos < n and text[pos] in ws:
+            pos += 1
+        if pos < n and text[pos] == "]" and i == 0:
+            pos += 1
+            break
+        start = pos
         try:
-            value, end = decode(text, i)
-            yield None, row, value, None
-        except RecursionError:
-            end = _value_end(text, i)
-            yield Reject(name, None, "malformed_json", DEEP, None, row, text[i : min(end, i + 200)])
+            row, pos = decode(text, pos)
+        except RecursionError:  # one row nested too deeply: that row is rejected, the rest are read
+            pos = _value_end(text, start)
+            yield Reject(name, None, "malformed_json", DEEP, None, i, text[start : min(pos, start + 200)])
+            i += 1
+            while pos < n and text[pos] in ws:
+                pos += 1
+            if pos < n and text[pos] == ",":
+                pos += 1
+                continue
+            if pos < n and text[pos] == "]":
+                pos += 1
+                break
+            continue
         except json.JSONDecodeError as e:
             raise _cannot(name, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})",
                           "a .json file must hold an array of rows, an object with one list of rows, or JSON Lines") from None  # fmt: skip
-        row += 1
-        i = space.match(text, end).end()  # type: ignore[union-attr]
-        if i < len(text) and text[i] == ",":
-            i = space.match(text, i + 1).end()  # type: ignore[union-attr]
+        # a surrogate escape is looked for in this row's own text only: a scan of the whole file first costs seconds
+        escaped = text.find("\\ud", start, pos) >= 0 or text.find("\\uD", start, pos) >= 0
+        if escaped and (bad := _lone_surrogate(name, None, i, row, None)):
+            yield bad
+        else:
+            yield None, i, row, None
+        i += 1
+        if not i % PROGRESS_EVERY:
+            report(pos * size // max(n, 1))
+        while pos < n and text[pos] in ws:
+            pos += 1
+        if pos < n and text[pos] == ",":
+            pos += 1
+            continue
+        if pos < n and text[pos] == "]":
+            pos += 1
+            break
+        line = text.count("\n", 0, pos) + 1
+        raise _cannot(name, f"not valid JSON (expected ',' or ']' at line {line})",
+                      "a .json file must hold an array of rows, an object with one list of rows, or JSON Lines")  # fmt: skip
+    if text[pos:].strip():
+        line = text.count("\n", 0, pos) + 1
+        raise _cannot(name, f"not valid JSON (extra data after the array at line {line})",
+                      "a .json file must hold one array of rows")  # fmt: skip
+    report(size)
 
 
 def _looks_like_rows(items: list[Any], mapping: Mapping[str, str]) -> bool:

@@ -14,20 +14,22 @@ import mmap
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.data.formats import SCHEMAS, RowError, detect, remap
+from workbench.data.formats import SCHEMAS, RowError, detect, remap, row_meta
 from workbench.data.readers import DEEP
 from workbench.records import Conversation, Reject, Source
 
 CHUNK = 8 << 20
 DETECT_ROWS = 32  # as in ingest: rows sampled from the head to detect the schema
-CACHE_ROWS = 4096  # parsed rows kept (a few screens' worth and the current example's neighbours)
+SEARCH_CHUNK = 32 << 20  # bytes per vectorised search slice: hits stream in, a new query stops it within one
+CACHE_ROWS = 4096
+OWN_ID_KEYS = ("id", "_id")  # a row's own identifier, shown beside workbench's content id  # parsed rows kept (a few screens' worth and the current example's neighbours)
 
 ChunkFn = Callable[[int, int, int], None]  # (rows so far, bytes done, bytes total)
 
@@ -58,6 +60,7 @@ class RowIndex:
         self._fh = open(self.path, "rb")  # noqa: SIM115 - held for the mmap's lifetime
         self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         self._cache: OrderedDict[int, Conversation | Reject] = OrderedDict()
+        self._own: OrderedDict[int, str | None] = OrderedDict()
         self._detected = False
 
     def __len__(self) -> int:
@@ -130,6 +133,29 @@ class RowIndex:
     def source(self, i: int) -> Source:
         return Source(self.name, int(self.lines[i]))
 
+    def own_id(self, i: int) -> str | None:
+        """The row's own ``id`` field (the dataset's, not workbench's content hash), when it has one."""
+        hit = self._own.get(i, False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        out = None
+        data = self.raw(i)
+        if b'"id"' in data or b'"_id"' in data:  # most rows have none: skip the parse
+            try:
+                value = json.loads(data)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                for key in OWN_ID_KEYS:
+                    v = value.get(key)
+                    if isinstance(v, (str, int)) and not isinstance(v, bool):
+                        out = str(v)
+                        break
+        self._own[i] = out
+        if len(self._own) > CACHE_ROWS:
+            self._own.popitem(last=False)
+        return out
+
     def schema_name(self) -> str | None:
         """The schema rows are read in: given, or detected from the first rows like ingest does."""
         if not self._detected:
@@ -189,37 +215,96 @@ class RowIndex:
             return Reject(self.name, line, "unknown_schema", detail, None, None, text)
         schema = SCHEMAS[fmt]
         try:
-            messages = schema.to_canonical(remap(value, self.mapping) if self.mapping else value)
+            mapped = remap(value, self.mapping) if self.mapping else value
+            messages = schema.to_canonical(mapped)
+            meta = row_meta(mapped, schema.meta) if "tools" in mapped else schema.meta
         except RowError as e:
             return Reject(self.name, line, e.reason, e.detail, e.field, None, text)
         except RecursionError:  # a deep value the parser took but a message would not
             return Reject(self.name, line, "malformed_json", DEEP, None, None, text)
-        return Conversation.make(messages, Source(self.name, line), schema.meta)
+        return Conversation.make(messages, Source(self.name, line), meta)
 
     # --- search ------------------------------------------------------------------------------
 
     def search(self, text: str, *, ignore_case: bool = True, stop: Callable[[], bool] | None = None) -> np.ndarray:
-        """Positions of the rows whose raw JSON line holds ``text`` (one regex pass over the file)."""
-        pattern = _pattern(text, ignore_case)
+        """Positions of the rows whose raw JSON line holds ``text``, in order (see ``search_chunks``)."""
+        parts = [hits for hits, _ in self.search_chunks(text, ignore_case=ignore_case, stop=stop)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def search_regex(self, regex: str) -> np.ndarray:
+        """Positions of the rows whose raw line matches a (Rust-syntax) regular expression."""
+        parts = [hits for hits, _ in self.search_chunks("", regex=regex)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def search_chunks(self, text: str, *, ignore_case: bool = True, stop: Callable[[], bool] | None = None,
+                      chunk: int = SEARCH_CHUNK, regex: str | None = None) -> Iterator[tuple[np.ndarray, int]]:  # fmt: skip
+        """``(hits, rows done)`` per slice of about ``chunk`` bytes of the rows indexed so far.
+
+        Each slice is one vectorised regex pass (polars, over the file's own bytes through a
+        zero-copy Arrow view, off the GIL), so a caller can show hits as they come and stop between
+        slices. A slice holding invalid UTF-8 falls back to a bytes regex for that slice.
+        """
+        import polars as pl
+        import pyarrow as pa
+
         starts, ends, n = self.starts, self.ends, len(self.starts)
+        if not n or not (text or regex):
+            return
+        if regex is None:
+            regex = _regex(text, ignore_case)
+        data = pa.py_buffer(self._mm)
+        try:
+            a = 0
+            while a < n:
+                if stop is not None and stop():
+                    return
+                b = int(np.searchsorted(starts, starts[a] + chunk, side="left"))
+                b = min(max(b, a + 1), n)
+                offsets = np.empty(b - a + 1, dtype=np.int64)
+                offsets[:-1] = starts[a:b]
+                offsets[-1] = ends[b - 1]
+                arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), b - a, [None, pa.py_buffer(offsets), data])
+                try:
+                    found = pl.from_arrow(arr).cast(pl.String).str.contains(regex)  # type: ignore[union-attr]
+                    hits = np.flatnonzero(found.to_numpy()).astype(np.int64) + a
+                except pl.exceptions.PolarsError:  # invalid UTF-8 somewhere in the slice
+                    fallback = _pattern(text, ignore_case) if text else re.compile(regex.encode(), re.IGNORECASE)
+                    hits = self._search_bytes(fallback, a, b)
+                del arr
+                yield hits, b
+                a = b
+        finally:
+            del data
+
+    def _search_bytes(self, pattern: re.Pattern[bytes], a: int, b: int) -> np.ndarray:
         hits: list[int] = []
-        pos = int(starts[0]) if n else 0
-        limit = int(ends[-1]) if n else 0
-        mm = self._mm
-        while pos < limit:
-            m = pattern.search(mm, pos, limit)
-            if m is None:
-                break
-            row = int(np.searchsorted(starts, m.start(), side="right")) - 1
-            if row >= 0 and m.end() <= ends[row]:
-                hits.append(row)
-                pos = int(ends[row]) + 1
-            else:
-                pos = m.start() + 1
-            if stop is not None and len(hits) % 4096 == 0 and stop():
-                break
+        for i in range(a, b):
+            if pattern.search(self._mm, int(self.starts[i]), int(self.ends[i])):
+                hits.append(i)
         return np.asarray(hits, dtype=np.int64)
 
+
+_REGEX_META = frozenset("\\.+*?()|[]{}^$#&-~ ")
+
+
+def _escape(s: str) -> str:
+    return "".join("\\" + c if c in _REGEX_META else c for c in s)
+
+
+def _regex(text: str, ignore_case: bool) -> str:
+    """``text`` as a (Rust) regex over a JSON line: escaped like json.dumps, non-ASCII raw or as \\uXXXX."""
+    parts = []
+    for ch in text:
+        if ch.isascii():
+            parts.append(_escape(json.dumps(ch)[1:-1]))
+            continue
+        variants = {ch, ch.lower(), ch.upper()} if ignore_case else {ch}
+        alts = {_escape(ch)}
+        for v in variants:
+            if len(v) == 1:
+                alts.add(_escape(json.dumps(v)[1:-1]))
+        parts.append("(?:" + "|".join(sorted(alts)) + ")")
+    return ("(?i)" if ignore_case else "") + "".join(parts)
 
 def _pattern(text: str, ignore_case: bool) -> re.Pattern[bytes]:
     """``text`` as it can be spelled inside a JSON line: escaped like json.dumps, non-ASCII raw or as \\uXXXX.

@@ -31,12 +31,37 @@ class TemplateError(WorkbenchError):
 # --- rendering --------------------------------------------------------------------------------
 
 
+class ChatMessages(list):  # type: ignore[type-arg]
+    """Messages that carry the row's tool schemas (``tools``) to every render of them, prefixes included."""
+
+    tools: list[Any] | None = None
+
+    def __getitem__(self, i: Any) -> Any:
+        out = super().__getitem__(i)
+        if isinstance(i, slice):
+            out = ChatMessages(out)
+            out.tools = self.tools
+        return out
+
+
+def tools_of(conversation: ConversationLike) -> list[Any] | None:
+    """The tool (function) schemas a row declares (a ``tools`` field, e.g. glaive / xLAM rows), or None."""
+    tools = conversation.meta.get("tools") if isinstance(conversation, Conversation) else getattr(conversation, "tools", None)
+    return tools if isinstance(tools, list) and tools else None
+
+
 def messages_of(conversation: ConversationLike) -> list[dict[str, Any]]:
     """The conversation as the list of {"role", "content"} dicts chat templates read; an assistant turn's
     reasoning sits in ``reasoning_content`` (an inline ``<think>…</think>`` block in a dict's content is
     split off into it, as ingest does)."""
     msgs = conversation.messages if isinstance(conversation, Conversation) else conversation
-    return [m.to_dict() if isinstance(m, Message) else normalise(dict(m)) for m in msgs]
+    out = [m.to_dict() if isinstance(m, Message) else normalise(dict(m)) for m in msgs]
+    tools = tools_of(conversation)
+    if tools is None:
+        return out
+    tagged = ChatMessages(out)  # the row's tool schemas reach every render of it, prefixes included
+    tagged.tools = tools
+    return tagged
 
 
 # --- template kwargs ----------------------------------------------------------------------------
@@ -109,8 +134,9 @@ def render(tokenizer: PreTrainedTokenizerBase, conversation: ConversationLike, *
     if not tokenizer.chat_template:
         raise TemplateError("the tokenizer has no chat template", "pass --template my.jinja")
     try:
+        msgs = messages_of(conversation)
         return tokenizer.apply_chat_template(
-            messages_of(conversation), tokenize=False, add_generation_prompt=add_generation_prompt,
+            msgs, tools=getattr(msgs, "tools", None), tokenize=False, add_generation_prompt=add_generation_prompt,
             **template_kwargs_of(tokenizer),
         )
     except Exception as e:  # noqa: BLE001 - a template can raise anything; it is this row's problem
@@ -198,6 +224,7 @@ class Renderer:
                 warnings.simplefilter("ignore")
                 texts, indices = self._render_jinja(
                     conversations=[messages],
+                    tools=getattr(messages, "tools", None),  # the template's own `tools` argument
                     chat_template=self.template,
                     return_assistant_tokens_mask=spans and self.has_tags,
                     add_generation_prompt=add_generation_prompt,
@@ -211,5 +238,6 @@ class Renderer:
 
     def _render_public(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt, **self.template_kwargs
+            messages, tools=getattr(messages, "tools", None), tokenize=False, add_generation_prompt=add_generation_prompt,
+            **self.template_kwargs,
         )

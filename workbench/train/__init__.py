@@ -17,5 +17,6 @@ __getattr__, __dir__, __all__ = exports(
         "ranks": ["World", "current_world"],
         "tiny": ["FAMILIES", "build", "build_model", "build_tokenizer"],
         "pretrain": ["cached", "default_dir", "pretrain_base"],
+        "names": ["resolve_model_name"],
     },
 )

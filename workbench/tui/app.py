@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -17,7 +18,9 @@ from workbench.errors import WorkbenchError
 from workbench.tui.messages import DataChanged, OpenExample
 from workbench.tui.session import Options, Session
 
-AUTO_ROWS = 300_000  # duplicates and checks hold every conversation in memory: run them by hand above this
+
+
+SWITCH_INTERVAL = 0.001
 
 
 def _screen(module: str, name: str) -> Screen[Any]:
@@ -45,30 +48,42 @@ class WorkbenchApp(App[None]):
         Binding("3", "switch_mode('duplicates')", "Duplicates"),
         Binding("4", "switch_mode('stats')", "Stats"),
         Binding("e", "export", "Export"),
+        Binding("colon,g", "goto", "Go to", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, options: Options, *, autorun: bool = True) -> None:
         super().__init__()
         self.session = Session(options)
         self.autorun = autorun  # tests turn the background passes off to drive them by hand
-        self.auto_rows = AUTO_ROWS
         self.tokenizer_ready = threading.Event()
         self.first_rows_at: float | None = None  # when the first rows were on screen (bench)
         self.started_at = time.perf_counter()
         self.sub_title = ", ".join(options.paths)
 
     def on_mount(self) -> None:
+        # the passes are Python threads: hand the interpreter back to the UI thread every 1 ms rather than 5,
+        # so a key waits on a busy pass for at most a few switches
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self.session.open()
         except WorkbenchError as e:
             self.session.errors.append("open")
-            self.show_error(e, "cannot open the input")
+            self.session.open_error = e  # the screens show it in place of the table
+            self.screen.post_message(DataChanged("error"))
             return
         if self.autorun:
             self.load_tokenizer()
             self.analyse()
+        self.warm_up()
+
+    @work(thread=True, group="warm", exit_on_error=False)
+    def warm_up(self) -> None:
+        """Import what the first search needs now, not when the user types (a second or more under load)."""
+        import polars  # noqa: F401
+        import pyarrow  # noqa: F401
 
     def show_error(self, e: BaseException, title: str = "error") -> None:
         if isinstance(e, WorkbenchError):
@@ -91,12 +106,26 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, group="tokenizer", exit_on_error=False)
     def load_tokenizer(self) -> None:
+        from workbench.tui.session import Job
+
+        s = self.session
         try:
-            if self.session.options.model:
-                self.session.load_tokenizer()
+            if s.options.model:
+                job = s.jobs.setdefault("model", Job(f"loading {s.options.model}"))
+
+                def progress(info: dict[str, Any]) -> None:  # tiny-pretrained:<family> trains once, minutes
+                    job.label = f"building {s.options.model}"
+                    job.done, job.total = int(info.get("step", 0)), info.get("steps")
+
+                try:
+                    s.load_tokenizer(on_progress=progress)
+                finally:
+                    job.finished = True
                 self.changed("tokenizer")
         except Exception as e:  # noqa: BLE001 - any loader failure is shown, and the app goes on without tokens
-            self.session.errors.append("tokenizer")
+            s.errors.append("tokenizer")
+            why = e.message if isinstance(e, WorkbenchError) else f"{type(e).__name__}: {e}"
+            s.skipped["tokens"] = s.skipped["checks"] = f"the tokenizer could not load ({why})"
             self.call_from_thread(self.show_error, e, "the tokenizer could not load")
         finally:
             self.tokenizer_ready.set()
@@ -118,23 +147,28 @@ class WorkbenchApp(App[None]):
         try:
             s.index(on_rows, stop=stop)
         except WorkbenchError as e:
-            self.call_from_thread(self.show_error, e, "cannot read the input")
+            s.open_error = e
+            self.changed("error")
             return
         self.changed("rows")
         s.scan(stop=stop)
         self.changed("scan")
         if stop():
             return
-        if s.n <= self.auto_rows:
-            self._guard(lambda: _abandonable(s.run_dedup, stop), "duplicates")
-            self.changed("dedup")
+        # every pass runs at every size; one that cannot run says why on screen (session.skipped)
+        self._guard(lambda: _abandonable(s.run_dedup, stop), "duplicates")
+        self.changed("dedup")
+        if s.options.model is None:
+            s.skipped["tokens"] = s.skipped["checks"] = "no --model given"
+            self.changed("skipped")
+            return
         while not self.tokenizer_ready.wait(0.2):
             if stop():
                 return
         if s.tokenizer is not None and not stop():
-            s.tokenise(stop=stop)
+            self._guard(lambda: s.tokenise(stop=stop), "tokens")
             self.changed("tokens")
-            if s.n <= self.auto_rows and not stop() and self._guard(lambda: _abandonable(s.run_checks, stop), "checks"):
+            if not stop() and self._guard(lambda: _abandonable(s.run_checks, stop), "checks"):
                 self.changed("checks")
 
     def _guard(self, fn: Any, what: str) -> Any:
@@ -142,19 +176,23 @@ class WorkbenchApp(App[None]):
             return fn()
         except Exception as e:  # noqa: BLE001 - a failing optional pass is a message, not a dead app
             s = self.session
-            if what in s.jobs:
-                s.jobs[what].finished = True
+            job = s.jobs.get({"duplicates": "dedup", "tokens": "tokenise"}.get(what, what))
+            if job is not None:
+                job.finished = True
             s.errors.append(what)
+            s.skipped[what] = f"failed: {e.message if isinstance(e, WorkbenchError) else type(e).__name__ + ': ' + str(e)}"
             self.call_from_thread(self.show_error, e, f"{what} failed")
             return None
 
     @work(thread=True, group="dedup", exclusive=True, exit_on_error=False)
     def find_duplicates(self) -> None:
+        """Run dedup again (the analysis runs it once by itself)."""
         s = self.session
-        if not s.scanned:
-            self.call_from_thread(self.notify, "still reading the rows; duplicates run when that is done")
+        if not s.scanned or ("dedup" in s.jobs and not s.jobs["dedup"].finished):
+            self.call_from_thread(self.notify, "duplicates are being found already; the screen fills when they are done")
             return
         worker = get_current_worker()
+        s.skipped.pop("duplicates", None)
         self._guard(lambda: _abandonable(s.run_dedup, lambda: worker.is_cancelled), "duplicates")
         self.changed("dedup")
 
@@ -168,6 +206,38 @@ class WorkbenchApp(App[None]):
         from workbench.tui.screens.example import ExampleScreen
 
         self.push_screen(ExampleScreen(message.row, message.order))
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when decisions were made since the last export."""
+        from workbench.tui.screens.confirm import QuitScreen
+
+        if self.session.unexported and self.session.decisions and not isinstance(self.screen, QuitScreen):
+            self.push_screen(QuitScreen())
+            return
+        self.exit()
+
+    def action_goto(self) -> None:
+        from workbench.tui.screens.goto import GotoScreen
+
+        if not isinstance(self.screen, GotoScreen):
+            self.push_screen(GotoScreen())
+
+    def go_to(self, row: int) -> None:
+        """Show a row: on the example screen when one is open, else under the dataset table's cursor."""
+        from workbench.tui.screens.dataset import DatasetScreen
+        from workbench.tui.screens.example import ExampleScreen
+
+        if isinstance(self.screen, ExampleScreen):
+            self.screen.show(row)
+            return
+        if not isinstance(self.screen, DatasetScreen):
+            self.switch_mode("dataset")
+
+        def move() -> None:
+            if isinstance(self.screen, DatasetScreen):
+                self.screen.go_to(row)
+
+        self.call_later(move)
 
     def action_help(self) -> None:
         from workbench.tui.screens.help import HelpScreen
@@ -206,6 +276,7 @@ class WorkbenchApp(App[None]):
         yield SystemCommand("Export curated set", "Write kept rows and the removed side file (e)", self.action_export)
         yield SystemCommand("Find duplicates", "Run exact + near-duplicate detection now", self.find_duplicates)
         yield SystemCommand("Undo decision", "Undo the last keep/drop decision (u)", self.action_undo)
+        yield SystemCommand("Go to row", "A row number, file:line or :line, or an id (: or g)", self.action_goto)
         yield SystemCommand("Keys", "Show every key binding (?)", self.action_help)
         for label, text in (
             ("over max length", "is:long"),

@@ -16,10 +16,29 @@ from workbench.console.mask import legend
 from workbench.printable import visible
 from workbench.records import Conversation, Reject
 from workbench.tui.messages import DataChanged
-from workbench.tui.session import FLAGGED, Session
+from workbench.tui.query import flagged
+from workbench.tui.session import Session
 from workbench.tui.widgets.chat_view import ChatView, bubbles
-from workbench.tui.widgets.row_cells import SEVERITY_STYLE, short_source
+from workbench.tui.widgets.row_cells import SEVERITY_STYLE, full_source
 from workbench.tui.widgets.token_view import TokenView, pieces
+
+
+def tools_text(tools: Any) -> Text:
+    """The tool schemas a row declares, one line each: name(parameters) and description; the template gets them whole."""
+    t = Text()
+    if not isinstance(tools, list):
+        return t
+    t.append(f"⚒ {len(tools)} tool(s) passed to the chat template's `tools` argument\n", style="bold")
+    for tool in tools:
+        fn = tool.get("function", tool) if isinstance(tool, dict) else {}
+        params = fn.get("parameters", {}) if isinstance(fn, dict) else {}
+        names = list(params.get("properties", {})) if isinstance(params, dict) else []
+        t.append(f"  {fn.get('name', '?')}", style="bold cyan")
+        t.append(f"({', '.join(names)})")
+        if fn.get("description"):
+            t.append(f"  {fn['description']}", style="dim")
+        t.append("\n")
+    return t.rstrip() or t
 
 
 class ExampleScreen(Screen[None]):
@@ -53,6 +72,7 @@ class ExampleScreen(Screen[None]):
         yield Static("", id="ex-findings")
         with TabbedContent(initial="chat", id="ex-tabs"):
             with TabPane("Chat", id="chat"):
+                yield Static("", id="ex-tools")
                 yield ChatView(id="ex-chat")
             with TabPane("Tokens", id="tokens"):  # noqa: SIM117 - Textual compose nesting
                 with VerticalScroll(id="ex-token-scroll"):
@@ -76,11 +96,14 @@ class ExampleScreen(Screen[None]):
         s = self.session
         assert s.rows is not None
         self.row = row
-        item = s.rows.item(row)
+        item = s.item(row)
         self.result = None
         self._head(item)
         self._findings()
         chat = self.query_one("#ex-chat", ChatView)
+        tools = self.query_one("#ex-tools", Static)
+        tools.update(tools_text(item.meta.get("tools")) if isinstance(item, Conversation) else "")
+        tools.display = bool(isinstance(item, Conversation) and item.meta.get("tools"))
         if isinstance(item, Conversation):
             chat.show(bubbles(item.messages))
             self._tokens(item)
@@ -97,9 +120,12 @@ class ExampleScreen(Screen[None]):
             if len(hit):
                 pos = f" ({int(hit[0]) + 1:,} of {len(self.order):,})"
         t.append(f"row {self.row}{pos}", style="bold")
-        t.append(f"  {short_source(s, self.row)}", style="dim")
+        t.append(f"  {full_source(s, self.row)}", style="dim")
+        own = s.rows.own_id(self.row) if s.rows is not None else None
+        if own is not None:
+            t.append(f"  id {own}", style="bold cyan")
         if isinstance(item, Conversation):
-            t.append(f"  id {item.id}", style="cyan")
+            t.append(f"  content id {item.id}", style="cyan")
             t.append(f"  {len(item.messages)} turns")
         tokens, trained = s.value("tokens", self.row), s.value("trained", self.row)
         if tokens is not None:
@@ -112,22 +138,24 @@ class ExampleScreen(Screen[None]):
         self.query_one("#ex-head", Static).update(t)
 
     def _findings(self) -> None:
+        """Every finding of the row, one line each (the box scrolls); template-wide facts are on the dataset screen."""
         s = self.session
-        codes = s.codes.get(self.row, [])
+        codes = s.codes_of(self.row)
         t = Text()
+        if len(codes) > 1:
+            t.append(f"{len(codes)} findings\n", style="bold")
         for code in codes:
             g = s.groups.get(code)
             sev = g.severity if g else "info"
-            if t:
-                t.append("\n")
             t.append(f"● {code}", style=SEVERITY_STYLE.get(sev, ""))
             if g is not None:
                 t.append(f"  {g.message}")
                 if g.hint:
-                    t.append(f"\n    hint: {g.hint}", style="dim")
+                    t.append(f"  hint: {g.hint}", style="dim")
+            t.append("\n")
         if not codes:
             t.append("no findings", style="green")
-        self.query_one("#ex-findings", Static).update(t)
+        self.query_one("#ex-findings", Static).update(t.rstrip() or t)
 
     def _tokens(self, conv: Conversation | None) -> None:
         s = self.session
@@ -189,12 +217,12 @@ class ExampleScreen(Screen[None]):
 
     def action_next_finding(self, direction: int) -> None:
         order, pos = self._order(), self._pos()
-        flags = self.session.flags
+        flags = flagged(self.session, self.session.n)
         if direction > 0:
-            hit = np.flatnonzero(flags[order[pos + 1 :]] & FLAGGED)
+            hit = np.flatnonzero(flags[order[pos + 1 :]])
             nxt = pos + 1 + int(hit[0]) if len(hit) else None
         else:
-            hit = np.flatnonzero(flags[order[:pos]] & FLAGGED) if pos > 0 else np.empty(0)
+            hit = np.flatnonzero(flags[order[:pos]]) if pos > 0 else np.empty(0)
             nxt = int(hit[-1]) if len(hit) else None
         if nxt is None:
             self.notify("no further example with a finding")
@@ -207,13 +235,13 @@ class ExampleScreen(Screen[None]):
     def action_decide(self, what: str) -> None:
         current = self.session.decision(self.row)
         self.session.decide(self.row, None if current == what else what)
-        self._head(self.session.rows.item(self.row))  # type: ignore[union-attr]
+        self._head(self.session.item(self.row))
 
     def action_undo(self) -> None:
         row = self.session.undo()
         if row is None:
             self.notify("nothing to undo")
         elif row == self.row:
-            self._head(self.session.rows.item(self.row))  # type: ignore[union-attr]
+            self._head(self.session.item(self.row))
         else:
             self.show(row)

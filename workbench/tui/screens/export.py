@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from workbench.errors import WorkbenchError
+from workbench.tui.messages import DataChanged
 from workbench.tui.session import Session, default_outputs
 
 
@@ -75,6 +76,7 @@ class ExportScreen(ModalScreen[dict[str, int] | None]):
         msg = f"wrote {counts['kept']:,} rows to {kept} and {counts['removed']:,} to {removed}"
         self.app.call_from_thread(self.app.notify, msg, title="exported")
         self.app.call_from_thread(self.dismiss, counts)
+        self.app.call_from_thread(lambda: self.app.screen.post_message(DataChanged("decisions")))
 
     def _enable(self) -> None:
         self.query_one("#export-write", Button).disabled = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -70,17 +71,24 @@ class StatsScreen(Screen[None]):
         plt.title(title)
         plt.xlabel(xlabel)
         plt.ylabel("examples")
-        bins = histogram(pl.Series(values, dtype=pl.Int64), bins=BINS) if len(values) else []
+        # clipped at p99 as `workbench stats` does: one outlier must not squash every other bar into one
+        bins = histogram(pl.Series(values, dtype=pl.Int64), bins=BINS, clip=0.99) if len(values) else []
         if bins:
             # bars at bin positions with explicit integer tick labels: plotext's own ticks are not stable
             counts = [c for _, _, c in bins]
             plt.bar(list(range(len(bins))), counts, width=0.9, color="cyan")
             step = max(1, len(bins) // 5)
             ticks = list(range(0, len(bins), step))
-            plt.xticks(ticks, [f"{bins[i][0]:.0f}" for i in ticks])
-            if vline is not None and bins[0][0] <= vline <= bins[-1][1]:
-                width = (bins[-1][1] - bins[0][0]) / len(bins) or 1.0
-                plt.vline((vline - bins[0][0]) / width - 0.5, "red")
+            labels = [f"{bins[i][0]:.0f}" for i in ticks]
+            if math.isinf(bins[-1][1]):
+                plt.title(f"{title}; last bar: {bins[-1][2]:,} above p99")
+                ticks.append(len(bins) - 1)
+                labels.append(f">{bins[-1][0]:.0f}")
+            plt.xticks(ticks, labels)
+            finite = [b for b in bins if not math.isinf(b[1])]
+            if vline is not None and finite and finite[0][0] <= vline <= finite[-1][1]:
+                width = (finite[-1][1] - finite[0][0]) / len(finite) or 1.0
+                plt.vline((vline - finite[0][0]) / width - 0.5, "red")
         plot.refresh()
 
     def action_redraw(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.segment import Segment
@@ -12,7 +12,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -27,7 +27,10 @@ class Column:
     title: str
     width: int  # 0: take the remaining width
     right: bool = False
+    keep: int = 9  # when the table is too narrow, columns with the lowest ``keep`` are left out first
 
+
+FLEX_MIN = 24  # the flexible column (findings) keeps at least this many cells before others go
 
 CellsFn = Callable[[int], list[Text | str]]
 
@@ -85,24 +88,29 @@ class VirtualTable(ScrollView, can_focus=True):
 
         column: str
 
-    def __init__(self, columns: list[Column], cells: CellsFn, *, id: str | None = None) -> None:
+    def __init__(self, columns: list[Column], cells: CellsFn, *, id: str | None = None, flex_min: int = FLEX_MIN) -> None:
         super().__init__(id=id)
+        self.flex_min = flex_min
         self.columns = columns
         self.cells = cells
         self.view = np.empty(0, dtype=np.int64)
         self.sort_key: str | None = None
         self.sort_desc = False
+        self.hidden: set[str] = set()  # columns the owner turned off (token columns without a tokenizer)
+        self._frame: tuple[Any, ...] | None = None
 
     # --- data --------------------------------------------------------------------------------
 
-    def set_view(self, view: np.ndarray, *, keep_row: int | None = None) -> None:
-        """Show these row ids; the cursor stays on ``keep_row`` when it is still shown."""
+    def set_view(self, view: np.ndarray, *, keep_row: int | None = None, top: bool = False) -> None:
+        """Show these row ids; the cursor stays on ``keep_row`` when it is still shown, or goes to the top."""
         self.view = view
         self.virtual_size = Size(self._min_width(), len(view) + 1)
         pos = 0
-        if keep_row is not None and len(view):
+        if keep_row is not None and len(view) and not top:
             hit = np.flatnonzero(view == keep_row)
-            pos = int(hit[0]) if len(hit) else min(self.cursor, len(view) - 1)
+            pos = int(hit[0]) if len(hit) else 0  # the row is gone: the top of the new view, not the same offset
+        if top:
+            self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = pos
         self.refresh()
 
@@ -115,13 +123,32 @@ class VirtualTable(ScrollView, can_focus=True):
     def refresh_rows(self) -> None:
         self.refresh()
 
-    def _min_width(self) -> int:
-        return sum(c.width or 12 for c in self.columns) + len(self.columns)
+    def visible(self) -> list[int]:
+        """Indexes of the columns shown at this width: the lowest-``keep`` ones go first when it is narrow."""
+        shown = [i for i, c in enumerate(self.columns) if c.key not in self.hidden]
+        width = self.size.width or 10**6
 
-    def _widths(self) -> list[int]:
+        def need(cols: list[int]) -> int:
+            return sum(self.columns[i].width or self.flex_min for i in cols) + len(cols)
+
+        while need(shown) > width and len(shown) > 2:
+            drop = min((i for i in shown if self.columns[i].width), key=lambda i: self.columns[i].keep, default=None)
+            if drop is None:
+                break
+            shown.remove(drop)
+        return shown
+
+    def _min_width(self) -> int:
+        cols = self.visible()
+        return sum(self.columns[i].width or 12 for i in cols) + len(cols)
+
+    def _widths(self, cols: list[int]) -> list[int]:
         width = max(self.size.width, self._min_width())
-        fixed = sum(c.width for c in self.columns) + len(self.columns)
-        return [c.width or max(12, width - fixed) for c in self.columns]
+        fixed = sum(self.columns[i].width for i in cols) + len(cols)
+        return [self.columns[i].width or max(12, width - fixed) for i in cols]
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self._min_width(), len(self.view) + 1)
 
     # --- drawing -------------------------------------------------------------------------------
 
@@ -144,16 +171,33 @@ class VirtualTable(ScrollView, can_focus=True):
             segments.append(Segment(" ", style))
         return Strip(segments)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # styles and column layout once per frame, not once per line (rich_style walks the DOM each time)
+        cols = self.visible()
+        self._frame = (
+            cols, self._widths(cols), [self.columns[i].right for i in cols], self.rich_style,
+            self.get_component_rich_style("vtable--header"), self.get_component_rich_style("vtable--cursor"),
+            self.get_component_rich_style("vtable--odd"),
+        )  # fmt: skip
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        widths = self._widths()
-        right = [c.right for c in self.columns]
-        base = self.rich_style
+        frame = self._frame
+        if frame is None:
+            cols = self.visible()
+            frame = (cols, self._widths(cols), [self.columns[i].right for i in cols], self.rich_style,
+                     self.get_component_rich_style("vtable--header"), self.get_component_rich_style("vtable--cursor"),
+                     self.get_component_rich_style("vtable--odd"))  # fmt: skip
+        cols, widths, right, base, header, cursor, odd = frame
         if y == 0:
-            style = base + self.get_component_rich_style("vtable--header")
+            style = base + header
             titles = []
-            for c in self.columns:
+            for c in (self.columns[i] for i in cols):
                 mark = ""
                 if c.key == self.sort_key:
                     mark = " ▼" if self.sort_desc else " ▲"
@@ -166,10 +210,11 @@ class VirtualTable(ScrollView, can_focus=True):
             row = int(self.view[pos])
             style = base
             if pos == self.cursor:
-                style = base + self.get_component_rich_style("vtable--cursor")
+                style = base + cursor
             elif pos % 2:
-                style = base + self.get_component_rich_style("vtable--odd")
-            strip = self._line(self.cells(row), widths, style, right)
+                style = base + odd
+            cells = self.cells(row)
+            strip = self._line([cells[i] for i in cols], widths, style, right)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     # --- movement ------------------------------------------------------------------------------
@@ -218,7 +263,8 @@ class VirtualTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = offset.x + int(self.scroll_x)
-            for c, w in zip(self.columns, self._widths(), strict=False):
+            cols = self.visible()
+            for c, w in zip((self.columns[i] for i in cols), self._widths(cols), strict=False):
                 if x < w + 1:
                     self.post_message(self.HeaderClicked(self, c.key))
                     return
