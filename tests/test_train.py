@@ -123,6 +123,8 @@ def test_the_trainer_sees_exactly_the_mask_modules_labels(tmp_path: Path) -> Non
     for c in convs(24):
         rd = render_and_mask(tok, c).rendered
         expected[tuple(rd.input_ids)] = rd.labels
+    # padding-free said outright (Unsloth enables it when unset, flattening the batch into one packed row)
+    assert trainer.args.padding_free is False
     assert batch["input_ids"].shape[0] == 4
     for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
         n = int(mask.sum())
@@ -238,7 +240,7 @@ def test_recipe_data_is_ingested_masked_and_drops_counted(tmp_path: Path) -> Non
 
 def test_demo_recipe_settings_fit_a_small_cpu() -> None:
     r = rc.load(REPO / "recipes" / "demo-cpu.yaml")
-    assert r.model.name.startswith(("tiny:", "tiny-pretrained:")) and r.train.threads == 1 and (r.train.max_steps or 0) <= 400
+    assert r.model.name.startswith(("tiny:", "tiny-pretrained:")) and r.train.threads == 1 and (r.train.max_steps or 0) <= 800  # about 20 minutes on 2 busy cores
 
 
 @pytest.mark.gpu

@@ -139,6 +139,9 @@ def sft_config(recipe: Recipe, plat: Platform, out: Path, *, has_eval: bool, pac
         max_length=recipe.model.max_length,
         packing=t.packing if packing is None else packing,
         packing_strategy="bfd",  # padding-free: position ids restart per example, so examples never attend to each other
+        # said outright: Unsloth turns padding-free batching on by itself when this is left unset, which
+        # packs rows the recipe (or the hybrid-model refusal) keeps apart; packing above is the one switch
+        padding_free=False,
         **_checkpointing_args(SFTConfig, plat.gradient_checkpointing and plat.backend != "unsloth",
                               {"use_reentrant": False} if plat.gradient_checkpointing else None),
         bf16=plat.precision == "bf16",
