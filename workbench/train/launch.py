@@ -142,15 +142,18 @@ def launch_train(
     recipe: Recipe,
     *,
     run_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     nproc: int | None = None,
     prepared: str | os.PathLike[str] | None = None,
     on_progress: ProgressFn | None = None,
+    data_stages: bool | None = None,
+    stage_key: str | None = None,
 ) -> Any:
     """Train under `accelerate launch` and return rank 0's TrainResult.
 
     ``prepared``: a conversations file (what the data stages kept) the workers train on as is; without it
     each worker ingests and masks the recipe's data itself (deterministic, and nothing is written).
+    ``resume``, ``data_stages`` and ``stage_key`` reach every worker's ``train`` as they are.
     """
     from workbench.outputs import atomic_text
 
@@ -162,7 +165,7 @@ def launch_train(
     argv = command(spec, nproc=nproc, config=config)
     with atomic_text(spec) as fh:
         json.dump({"recipe": recipe.model_dump(mode="json"), "run_dir": str(out), "resume": resume,
-                   "prepared": str(prepared) if prepared else None, "command": argv, "notes": notes}, fh, indent=2)  # fmt: skip
+                   "prepared": str(prepared) if prepared else None, "data_stages": data_stages, "stage_key": stage_key, "command": argv, "notes": notes}, fh, indent=2)  # fmt: skip
     emit = on_progress or (lambda e: None)
     emit(TrainEvent("message", message="launching: " + " ".join(argv[1:])))
     for note in notes:

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
             from workbench.data import load
 
             prepared = load([spec["prepared"]]).conversations
-        result = train(recipe, run_dir=spec["run_dir"], resume=bool(spec.get("resume")), on_progress=emit, prepared=prepared)
+        resume = spec.get("resume", False)  # False/True or "fresh"/"auto"/"required", as train() takes it
+        result = train(recipe, run_dir=spec["run_dir"], resume=resume, on_progress=emit, prepared=prepared,
+                       data_stages=spec.get("data_stages"), stage_key=spec.get("stage_key"))  # fmt: skip
     except WorkbenchError as e:
         if world.main:
             _say(ERROR, {"message": e.message, "hint": e.hint})
