@@ -189,12 +189,17 @@ class ExampleScreen(Screen[None]):
             n.append(f"  truncated from {res.length} (--max-length)", style="yellow")
         if res.agree is False:
             n.append("  tags and render-diff DISAGREE", style="bold red")
+        if res.disagreement:  # where they part, as `workbench mask` says it
+            n.append(visible(f"\n{res.disagreement}"), style="bold red")
         for p in res.problems:
-            n.append(f"\nproblem: {p}", style="red")
+            n.append(visible(f"\nproblem: {p}"), style="red")
         for note in res.notes:
-            n.append(f"\nnote: {note}", style="cyan")
+            n.append(visible(f"\nnote: {note}"), style="cyan")
+        for where, text in dict.fromkeys(res.written):  # text the template writes and the mask trains (a <think> scaffold)
+            what = "before an answer" if where == "before" else "by the generation tags, " + where.removeprefix("tags_") + " the turn"
+            n.append(visible(f"\ntemplate text trained {what}: {text!r}"), style="cyan")
         if res.ok:
-            n.append("\nverified: trained tokens are exactly the assistant content + end-of-turn", style="green")
+            n.append("\nverified: each trained region is one assistant turn, its answer closed by its end-of-turn token", style="green")
         notes.update(n)
         rendered.update(Text(visible(r.text)))
 
