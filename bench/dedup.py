@@ -262,14 +262,15 @@ def main() -> None:
 
 
 def _e2e_local(corpus: str, out: str) -> tuple[float, int, int, list[str]]:
-    """`workbench dedup` in a fresh process: seconds, its peak resident MB (ru_maxrss), rows, kept ids."""
+    """`workbench dedup --canonical` in a fresh process (canonical rows, as Ray writes them, so the kept ids
+    compare): seconds, its peak resident MB (ru_maxrss), rows, kept ids."""
     import json
     import resource
     import subprocess
 
     t = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "workbench", "dedup", corpus, "-o", f"{out}/kept.jsonl", "--removed",
-                          f"{out}/removed.jsonl", "--json"], check=True, capture_output=True, text=True)  # fmt: skip
+                          f"{out}/removed.jsonl", "--json", "--canonical"], check=True, capture_output=True, text=True)  # fmt: skip
     dt = time.perf_counter() - t
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     rows = json.loads(res.stdout)["counts"]["rows_read"]
