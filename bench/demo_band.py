@@ -34,12 +34,14 @@ sys.path.insert(0, str(REPO))
 
 
 def pretrained(root: Path, seed: int, threads: int) -> Path:
-    """The demo base pretrained with this seed and thread count (cached under root)."""
+    """The demo base pretrained with this seed and thread count (cached under root); WORKBENCH_BAND_PRETRAIN_STEPS
+    (--pretrain-steps) trains it for other than the default steps."""
     from workbench.train import pretrain
 
-    dest = root / f"base-seed{seed}-threads{threads}"
+    steps = int(os.environ.get("WORKBENCH_BAND_PRETRAIN_STEPS") or pretrain.STEPS)
+    dest = root / (f"base-seed{seed}-threads{threads}" + ("" if steps == pretrain.STEPS else f"-steps{steps}"))
     t0 = time.perf_counter()
-    pretrain.pretrain_base(dest, seed=seed, threads=threads)
+    pretrain.pretrain_base(dest, seed=seed, threads=threads, steps=steps)
     print(f"  base seed {seed}, {threads} thread(s): {time.perf_counter() - t0:.0f} s", flush=True)
     return dest
 
@@ -80,7 +82,7 @@ def cell_direct(seed: int, threads: int, root: Path, data_from: Path, overrides:
     from workbench.train import train
 
     base = pretrained(root, seed, threads)
-    run = root / f"run-seed{seed}-threads{threads}"
+    run = root / f"run-seed{seed}-threads{threads}{os.environ.get('WORKBENCH_BAND_PRETRAIN_STEPS') and '-steps' + os.environ['WORKBENCH_BAND_PRETRAIN_STEPS'] or ''}"
     recipe = rc.load(REPO / "recipes" / "demo-cpu.yaml", [f"model.name={base}", f"train.threads={threads}", f"run_dir={run}", *overrides])
     recipe = recipe.model_copy(update={"data": recipe.data.model_copy(update={"heldout": str(data_from / "heldout.jsonl")})})
     convs = ingest.load([data_from / "data" / "checked.jsonl"]).conversations
@@ -114,8 +116,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "demo_band")
     ap.add_argument("--direct", action="store_true", help="train and eval in-process on --data-from's checked rows")
     ap.add_argument("--parallel", type=int, default=1, help="cells run at once (--direct)")
+    ap.add_argument("--pretrain-steps", type=int, default=None, help="pretrain each base for this many steps (default: the demo's)")
     ap.add_argument("overrides", nargs="*", help="extra KEY=VALUE recipe overrides (e.g. train.max_steps=600)")
     args = ap.parse_args()
+    if args.pretrain_steps:
+        os.environ["WORKBENCH_BAND_PRETRAIN_STEPS"] = str(args.pretrain_steps)  # read by the cells, in this process or a pool's
     args.out.mkdir(parents=True, exist_ok=True)
     specs = [tuple(int(x) for x in spec.split(":")) for spec in args.cells.split(",")]
     rows = []
