@@ -221,25 +221,16 @@ def _read_json_array(name: str, text: str, size: int, report: Callable[[int], No
         except RecursionError:  # one row nested too deeply: that row is rejected, the rest are read
             pos = _value_end(text, start)
             yield Reject(name, None, "malformed_json", DEEP, None, i, text[start : min(pos, start + 200)])
-            i += 1
-            while pos < n and text[pos] in ws:
-                pos += 1
-            if pos < n and text[pos] == ",":
-                pos += 1
-                continue
-            if pos < n and text[pos] == "]":
-                pos += 1
-                break
-            continue
         except json.JSONDecodeError as e:
             raise _cannot(name, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})",
                           "a .json file must hold an array of rows, an object with one list of rows, or JSON Lines") from None  # fmt: skip
-        # a surrogate escape is looked for in this row's own text only: a scan of the whole file first costs seconds
-        escaped = text.find("\\ud", start, pos) >= 0 or text.find("\\uD", start, pos) >= 0
-        if escaped and (bad := _lone_surrogate(name, None, i, row, None)):
-            yield bad
         else:
-            yield None, i, row, None
+            # a surrogate escape is looked for in this row's own text only: a scan of the whole file first costs seconds
+            escaped = text.find("\\ud", start, pos) >= 0 or text.find("\\uD", start, pos) >= 0
+            if escaped and (bad := _lone_surrogate(name, None, i, row, None)):
+                yield bad
+            else:
+                yield None, i, row, None
         i += 1
         if not i % PROGRESS_EVERY:
             report(pos * size // max(n, 1))
