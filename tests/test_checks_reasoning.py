@@ -245,3 +245,21 @@ def test_cli_plain_rows_under_qwen3_exit_zero(tmp_path: Path, fixtures_dir: Path
     assert "template_text_trained" in res.stdout and res.stdout.strip().splitlines()[-1].startswith("0 errors, 0 warnings")
     res = run_cli("check", str(data), "--model", model, "--template", str(DATA / "qwen3.5.jinja"), "--template-kwargs", '{"enable_thinking": false}', "--json")
     assert res.returncode == 0 and not {f["code"] for f in json.loads(res.stdout)["findings"]} & ERRORS
+
+
+def test_row_checks_on_two_workers_find_exactly_what_one_finds(qwen3, fixtures_dir: Path) -> None:
+    # The row checks run inside the worker processes that render the rows (only their summaries come back):
+    # findings, examples, counts and token totals are the same as on one core, in the same order.
+    from workbench.checks.rows import row_checks
+    from workbench.checks.run import _as_rows
+
+    tok = family(qwen3, fixtures_dir / "templates" / "Qwen-Qwen3-0.6B.jinja")
+    long = [TURN1[0], {"role": "assistant", "content": "five " * 300}]
+    mix = [ONE, MULTI, THOUGHT, THOUGHT2, [SYSTEM, *MULTI], [*MULTI, TURN1[0]], [TURN1[0]], long]
+    rows, rids = _as_rows([[{**m, "content": f"{m['content']} ({i})"} for m in mix[i % len(mix)]] for i in range(120)])
+    one = row_checks(tok, rows, rids, max_length=64, workers=1, batch_size=8)
+    two = row_checks(tok, rows, rids, max_length=64, workers=2, batch_size=8)
+    assert [f.to_dict() for f in two[0]] == [f.to_dict() for f in one[0]]
+    assert two[1] == one[1] and one[1].rendered == 105
+    found = {f.code for f in one[0]}
+    assert {"reasoning_dropped", "trailing_turn", "over_max_length", "no_trained_tokens", "template_text_trained"} <= found

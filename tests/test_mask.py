@@ -217,6 +217,49 @@ def test_fast_offsets_match_the_tokenizers(tiny_tokenizer, fixtures_dir) -> None
                     assert c <= mine[0] and mine[1] <= max(d, mine[0] + 1)
 
 
+def test_prefix_ids_equal_encoding_the_prefix(tiny_tokenizer, fixtures_dir) -> None:
+    """A prompt's ids taken from the full render's (added tokens split first) are exactly what encoding it gives,
+    wherever the prefix ends: after a role header, inside a word, inside a multi-byte character."""
+    import random
+
+    from workbench.template.tokenizer import load_tokenizer
+
+    rng = random.Random(0)
+    texts = [
+        f"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n{u}<|im_end|>\n<|im_start|>assistant\n\n {u} x{u}<|im_end|>\n"
+        for u in UNICODE
+    ] * 8
+    texts += ["<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi  there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"] * 80
+    toks = [tiny_tokenizer("chatml"), tiny_tokenizer("llama3")]
+    toks += [load_tokenizer(fixtures_dir / "tokenizers" / name) for name in ("qwen2.5", "qwen3")]
+    for tok in toks:
+        codec = mask._Context(tok).codec
+        ids, offs = codec.encode_many(texts)  # 64+ texts: the byte-level path, which prefix_ids needs
+        derived = 0
+        for text, i, off in zip(texts, ids, offs):
+            cuts = {len(text), *(rng.randrange(len(text) + 1) for _ in range(4))}
+            cuts |= {m + len("assistant\n") for m in range(len(text)) if text.startswith("assistant\n", m)}
+            for cut in cuts:
+                got = codec.prefix_ids(text, i, off, text[:cut])
+                if got is not None:
+                    derived += 1
+                    assert got == tok(text[:cut], add_special_tokens=False)["input_ids"], (tok.name_or_path, text[:cut])
+            assert codec.prefix_ids(text, i, off, text[:-1] + "\x00") is None  # not a prefix: the caller encodes it
+        assert derived > len(texts)  # every text with an added token before its end
+
+
+def test_prefix_ids_decline_tokenizers_without_the_byte_level_path(fixtures_dir) -> None:
+    from workbench.template.tokenizer import load_tokenizer
+
+    from workbench.template.offsets import Codec
+
+    tok = load_tokenizer(fixtures_dir / "tokenizers" / "llama2")
+    codec = Codec(tok)
+    texts = ["[INST] Hi there [/INST] Hello!</s>"] * 80
+    ids, offs = codec.encode_many(texts)
+    assert codec.prefix_ids(texts[0], ids[0], offs[0], "[INST] Hi there [/INST]") is None
+
+
 def test_max_length_truncates_and_still_verifies(tiny_tokenizer) -> None:
     tok = tiny_tokenizer("chatml")
     whole = mask.render_and_mask(tok, CONV)

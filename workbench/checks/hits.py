@@ -20,6 +20,15 @@ class Hits:
         if detail and len(self.details[code]) < DETAILS:
             self.details[code].append({"id": rid, **detail})
 
+    def merge(self, other: Hits) -> None:
+        """Add ``other``'s hits after these (as if its rows had been checked here, after these rows)."""
+        for code, rids in other.ids.items():
+            self.ids[code].extend(rids)
+        for code, details in other.details.items():
+            room = DETAILS - len(self.details[code])
+            if room > 0:
+                self.details[code].extend(details[:room])
+
 
 def divergence(a: str | list[Any], b: str | list[Any]) -> int:
     """How many leading items ``a`` and ``b`` share."""

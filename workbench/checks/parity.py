@@ -149,15 +149,20 @@ def encode_many(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[li
     return list(tokenizer(texts, add_special_tokens=False)["input_ids"])
 
 
-def check_parity(tokenizer: PreTrainedTokenizerBase, batch: Sequence[tuple[str, str, str, list[int]]], hits: Hits) -> None:
+def check_parity(
+    tokenizer: PreTrainedTokenizerBase, batch: Sequence[tuple[str, str, str, list[int], list[int] | None]], hits: Hits
+) -> None:
     """The inference prompt (add_generation_prompt=True) must tokenize to a prefix of the training render. A
     prompt that only adds an open reasoning block (``<think>\\n``) the training render lacks or closes empty
-    is its own finding: the cause is the data's missing reasoning, not the template's layout."""
+    is its own finding: the cause is the data's missing reasoning, not the template's layout. Each item:
+    (row id, prompt, training render, its ids (perhaps cut at max_length), the prompt's ids when known)."""
     if not batch:
         return
-    prompt_ids = encode_many(tokenizer, [p for _, p, _, _ in batch])
-    for (rid, prompt, full, ids), p in zip(batch, prompt_ids):
-        if list(ids[: len(p)]) == list(p):
+    todo = [k for k, item in enumerate(batch) if item[4] is None]
+    encoded = iter(encode_many(tokenizer, [batch[k][1] for k in todo]) if todo else [])
+    for rid, prompt, full, ids, known in batch:
+        p = known if known is not None else next(encoded)
+        if list(ids[: len(p)]) == list(p[: len(ids)]):  # a render cut at max_length is compared as far as it goes
             continue
         opener = opener_at_end(prompt)
         if opener:

@@ -18,11 +18,27 @@ Msgs = list[dict[str, Any]]
 
 
 class Reasoning:
-    """Reasoning a template drops, gathered per row; its tokens are counted in one batch at the end."""
+    """Reasoning a template drops, gathered per row; its tokens are counted per batch (``settle``)."""
 
     def __init__(self) -> None:
-        self.dropped: list[tuple[str, int, bool, str]] = []  # (row id, message, is the last assistant turn, text)
+        # (row id, message, is the last assistant turn, text; its token count once settled)
+        self.dropped: list[tuple[str, int, bool, str | int]] = []
         self.rows: list[str] = []  # one entry per row that loses reasoning
+
+    def settle(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Count the tokens of the texts gathered so far in one call; only the counts are kept."""
+        todo = [i for i, d in enumerate(self.dropped) if isinstance(d[3], str)]
+        if not todo:
+            return
+        from workbench.checks.parity import encode_many
+
+        for i, ids in zip(todo, encode_many(tokenizer, [str(self.dropped[i][3]) for i in todo])):
+            rid, k, is_last, _ = self.dropped[i]
+            self.dropped[i] = (rid, k, is_last, len(ids))
+
+    def merge(self, other: Reasoning) -> None:
+        self.dropped.extend(other.dropped)
+        self.rows.extend(other.rows)
 
     def check(self, msgs: Msgs, full: str, rid: str) -> None:
         turns = [k for k, m in enumerate(msgs) if m.get("role") == "assistant"]
@@ -37,9 +53,8 @@ class Reasoning:
     def findings(self, tokenizer: PreTrainedTokenizerBase, n: int) -> list[Finding]:
         if not self.dropped:
             return []
-        from workbench.checks.parity import encode_many
-
-        counts = [len(ids) for ids in encode_many(tokenizer, [t for *_, t in self.dropped])]
+        self.settle(tokenizer)
+        counts = [int(c) for *_, c in self.dropped]
         rids = self.rows
         last = [rid for rid, _, is_last, _ in self.dropped if is_last]
         tokens = sum(counts)

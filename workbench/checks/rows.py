@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from workbench.checks.codes import finding, rows_phrase
@@ -13,6 +14,7 @@ from workbench.checks.hits import Hits
 from workbench.checks.parity import check_parity, check_prefix, parity_findings, prefix_findings, render
 from workbench.checks.reasoning import Reasoning, template_text, template_text_findings
 from workbench.records import Finding
+from workbench.template.batch import TOO_LONG
 from workbench.template.chat import Renderer
 
 if TYPE_CHECKING:
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
 Msgs = list[dict[str, Any]]
 IGNORE = -100
-PARITY_BATCH = 256
 
 
 @dataclass(slots=True)
@@ -34,6 +35,34 @@ class RowStats:
     derivations: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class RowAcc:
+    """What the row checks gather over some rows. A batch's is made where the batch was rendered (a worker
+    process), and batches merge in input order, so the result is the same on one core or many."""
+
+    hits: Hits = field(default_factory=Hits)
+    failures: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    stats: RowStats = field(default_factory=RowStats)
+    trunc: dict[str, int] = field(default_factory=lambda: {"lost": 0, "trained_over": 0, "longest": 0})
+    reasoning: Reasoning = field(default_factory=Reasoning)
+
+    def merge(self, other: RowAcc) -> None:
+        self.hits.merge(other.hits)
+        for key, rids in other.failures.items():
+            self.failures[key].extend(rids)
+        a, b = self.stats, other.stats
+        a.rows += b.rows
+        a.rendered += b.rendered
+        a.tokens += b.tokens
+        a.trained_tokens += b.trained_tokens
+        for k, v in b.derivations.items():
+            a.derivations[k] = a.derivations.get(k, 0) + v
+        self.trunc["lost"] += other.trunc["lost"]
+        self.trunc["trained_over"] += other.trunc["trained_over"]
+        self.trunc["longest"] = max(self.trunc["longest"], other.trunc["longest"])
+        self.reasoning.merge(other.reasoning)
+
+
 def row_checks(
     tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[Msgs],
@@ -43,29 +72,41 @@ def row_checks(
     max_length: int | None = None,
     workers: int | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
+    batch_size: int = 256,
 ) -> tuple[list[Finding], RowStats]:
-    from workbench.template import batch, mask
+    """Every per-row check over one render+mask per row. The checks run where the rows are rendered (every
+    core, see ``digest_many``); their findings are the same as on one core."""
+    from workbench.template import batch
 
     n = len(rows)
-    ctx = mask._context(tokenizer)
-    renderer = ctx.renderer
-    hits = Hits()
-    reasoning = Reasoning()
-    failures: dict[tuple[str, str], list[str]] = defaultdict(list)
-    stats = RowStats(rows=n)
-    trunc = {"lost": 0, "trained_over": 0, "longest": 0}
-    parity: list[tuple[str, str, str, list[int]]] = []
     progress = (lambda done, _total=None: on_progress(done, n)) if on_progress else None
+    acc = RowAcc()
+    digest = partial(digest_rows, strategy, max_length)
+    for part in batch.digest_many(
+        tokenizer, rows, digest, ids=ids, strategy=strategy, check=True, workers=workers, batch_size=batch_size, progress=progress
+    ):
+        acc.merge(part)
+    hits, stats = acc.hits, acc.stats
+    findings = _findings(hits, acc.failures, acc.trunc, stats, n, max_length)
+    findings += prefix_findings(hits, n) + parity_findings(hits, n) + acc.reasoning.findings(tokenizer, n)
+    return findings + template_text_findings(hits, n), stats
 
-    for res in batch.render_many(tokenizer, rows, strategy=strategy, check=True, workers=workers, progress=progress):
-        i, msgs = res.index, rows[res.index]
-        rid = ids[i]
+
+def digest_rows(strategy: str, max_length: int | None, ctx: Any, items: list[tuple[int, str | None, Msgs]], results: list[MaskResult]) -> RowAcc:
+    """The row checks of one rendered batch (``batch.digest_many``'s digest): runs in the process that rendered it."""
+    tokenizer, renderer = ctx.tokenizer, ctx.renderer
+    acc = RowAcc()
+    hits, stats = acc.hits, acc.stats
+    stats.rows = len(items)
+    parity: list[tuple[str, str, str, list[int], list[int] | None]] = []
+    for (_, cid, msgs), res in zip(items, results):
+        rid = str(cid)
         if res.rendered is None:
             if strategy != "all" and not any(m.get("role") == "assistant" for m in msgs):
                 hits.add("no_trained_tokens", rid)
             else:
-                code = "render_error" if res.error == batch.TOO_LONG else _classify_failure(renderer, msgs)  # no render of a huge row
-                failures[(code, res.error or "")].append(rid)
+                code = "render_error" if res.error == TOO_LONG or renderer is None else _classify_failure(renderer, msgs)  # no render of a huge row
+                acc.failures[(code, res.error or "")].append(rid)
             continue
         if msgs and msgs[-1].get("role") != "assistant" and any(m.get("role") == "assistant" for m in msgs):
             hits.add("trailing_turn", rid, last_role=msgs[-1].get("role"))
@@ -76,22 +117,15 @@ def row_checks(
         stats.derivations[res.derivation] = stats.derivations.get(res.derivation, 0) + 1
         _check_labels(tokenizer, ctx, msgs, rid, res, strategy, hits)
         if max_length is not None:
-            _check_truncation(r.input_ids, r.labels, rid, max_length, ctx.eot, hits, trunc)
+            _check_truncation(r.input_ids, r.labels, rid, max_length, ctx.eot, hits, acc.trunc)
         check_prefix(renderer, msgs, r.text, rid, hits)
-        reasoning.check(msgs, r.text, rid)
+        acc.reasoning.check(msgs, r.text, rid)
         template_text(hits, res.written, rid)
-        last = max((k for k, m in enumerate(msgs) if m.get("role") == "assistant"), default=0)
-        if last > 0:
-            prompt = render(renderer, msgs[:last], gen=True)
-            if prompt is not None:
-                parity.append((rid, prompt, r.text, r.input_ids))
-        if len(parity) >= PARITY_BATCH:
-            check_parity(tokenizer, parity, hits)
-            parity = []
+        if res.prompt is not None:  # the last assistant turn's inference prompt, rendered by render-and-diff
+            parity.append((rid, res.prompt, r.text, r.input_ids, res.prompt_ids))
     check_parity(tokenizer, parity, hits)
-    findings = _findings(hits, failures, trunc, stats, n, max_length)
-    findings += prefix_findings(hits, n) + parity_findings(hits, n) + reasoning.findings(tokenizer, n)
-    return findings + template_text_findings(hits, n), stats
+    acc.reasoning.settle(tokenizer)
+    return acc
 
 
 # --- one row ----------------------------------------------------------------------------------

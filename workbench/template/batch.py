@@ -43,10 +43,15 @@ def render_bounded(tokenizer: PreTrainedTokenizerBase, conversation: Conversatio
 
 _WORKER_CTX: _Context | None = None
 
+Item = tuple[int, str | None, list[dict[str, Any]]]  # (index in the stream, row id, messages)
+# A digest reduces a masked batch where it was masked (in the worker process): (context, items, results) -> any
+# picklable summary. Only the summary travels back, so a pool sends kilobytes per batch, not token lists.
+Digest = Callable[[_Context, list[Item], list[MaskResult]], Any]
+
 
 def _mask_batch(
     ctx: _Context,
-    items: list[tuple[int, str | None, list[dict[str, Any]]]],
+    items: list[Item],
     strategy: str,
     train_eot: bool,
     max_length: int | None,
@@ -73,6 +78,8 @@ def _mask_batch(
     tags = ctx.renderer.has_tags
     for (res, msgs, full, gen), ids, off in zip(todo, all_ids, all_offsets):
         _assemble(ctx, msgs, full, gen if tags else None, ids, off, strategy, train_eot, max_length, res)
+        if res.prompt is not None:
+            res.prompt_ids = ctx.codec.prefix_ids(full, ids, off, res.prompt)
     if not check:
         return results
     # One decode call for every trained region of the batch.
@@ -94,10 +101,14 @@ def _worker_init(tokenizer: PreTrainedTokenizerBase) -> None:
     _WORKER_CTX = _Context(tokenizer)
 
 
-def _worker_run(args: tuple[Any, ...]) -> list[MaskResult]:
+def _worker_run(args: tuple[Any, ...]) -> Any:
     assert _WORKER_CTX is not None
-    results = _mask_batch(_WORKER_CTX, *args)
+    batch, digest, *opts = args
+    results = _mask_batch(_WORKER_CTX, batch, *opts)
+    if digest is not None:
+        return digest(_WORKER_CTX, batch, results)
     for res in results:  # labels follow from ids and spans: half the bytes to send back
+        res.prompt = res.prompt_ids = None
         if res.rendered is not None:
             res.rendered.labels = None  # type: ignore[assignment]
     return results
@@ -131,17 +142,57 @@ def render_many(
     Rows are tokenised in batches; with ``workers`` > 1 (default: the CPUs this process may use,
     at most 8) batches run in a process pool. ``progress(done, None)`` is called per batch.
     """
+    for results in _run(tokenizer, conversations, None, None, strategy, train_eot, max_length, check, workers, batch_size, progress):
+        yield from _relabel(results)
+
+
+def digest_many(
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Iterable[ConversationLike],
+    digest: Digest,
+    *,
+    ids: Sequence[str] | None = None,
+    strategy: str = "assistant",
+    train_eot: bool = True,
+    max_length: int | None = None,
+    check: bool = True,
+    workers: int | None = None,
+    batch_size: int = 256,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Iterator[Any]:
+    """As ``render_many``, but each batch's results go through ``digest(ctx, items, results)`` in the process that
+    made them, and the digests come back in input order: the per-row work of a check runs on every core and
+    only its summary crosses between processes. ``digest`` must be picklable (a module-level function or a
+    ``functools.partial`` of one). ``ids``: the row ids the items carry (default: ``Conversation.id`` or None)."""
+    yield from _run(tokenizer, conversations, digest, ids, strategy, train_eot, max_length, check, workers, batch_size, progress)
+
+
+def _run(
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Iterable[ConversationLike],
+    digest: Digest | None,
+    ids: Sequence[str] | None,
+    strategy: str,
+    train_eot: bool,
+    max_length: int | None,
+    check: bool,
+    workers: int | None,
+    batch_size: int,
+    progress: Callable[[int, int | None], None] | None,
+) -> Iterator[Any]:
+    """Per batch, its results (or its digest), in input order."""
     _check_strategy(strategy)
+    batches = _batches(conversations, batch_size, ids)
     try:
         ctx = _context(tokenizer)
     except TemplateError as e:
-        for i, conv in enumerate(conversations):
-            yield MaskResult(None, error=e.message, index=i, id=conv.id if isinstance(conv, Conversation) else None)
+        for batch in batches:
+            results = [MaskResult(None, error=e.message, index=i, id=cid) for i, cid, _ in batch]
+            yield results if digest is None else digest(_Failed(tokenizer), batch, results)
         return
     if workers is None:
         workers = min(8, _cpu_count())
-    batches = _batches(conversations, batch_size)
-    head: list[list[tuple[int, str | None, list[dict[str, Any]]]]] = []
+    head: list[list[Item]] = []
     if workers > 1:  # a pool pays off only past a few batches per worker
         for batch in batches:
             head.append(batch)
@@ -153,22 +204,30 @@ def render_many(
     done = 0
     if workers <= 1:
         for batch in batches:
-            for res in _mask_batch(ctx, batch, strategy, train_eot, max_length, check):
-                yield res
+            results = _mask_batch(ctx, batch, strategy, train_eot, max_length, check)
+            yield results if digest is None else digest(ctx, batch, results)
             done += len(batch)
             if progress:
                 progress(done, None)
         return
-    yield from _pooled(tokenizer, batches, workers, (strategy, train_eot, max_length, check), progress)
+    yield from _pooled(tokenizer, batches, workers, (digest, strategy, train_eot, max_length, check), progress)
+
+
+class _Failed:
+    """What a digest gets for its context when the tokenizer has no usable template (every row has the error)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+        self.renderer = None
 
 
 def _pooled(
     tokenizer: PreTrainedTokenizerBase,
-    batches: Iterator[list[tuple[int, str | None, list[dict[str, Any]]]]],
+    batches: Iterator[list[Item]],
     workers: int,
     opts: tuple[Any, ...],
     progress: Callable[[int, int | None], None] | None,
-) -> Iterator[MaskResult]:
+) -> Iterator[Any]:
     import multiprocessing as mp
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -183,24 +242,25 @@ def _pooled(
             pending.append((len(batch), pool.submit(_worker_run, (batch, *opts))))
             if len(pending) >= workers * 3:  # bounded read-ahead keeps memory flat on long streams
                 n, fut = pending.popleft()
-                yield from _relabel(fut.result())
+                yield fut.result()
                 done += n
                 if progress:
                     progress(done, None)
         while pending:
             n, fut = pending.popleft()
-            yield from _relabel(fut.result())
+            yield fut.result()
             done += n
             if progress:
                 progress(done, None)
 
 
-def _batches(conversations: Iterable[ConversationLike], size: int) -> Iterator[list[tuple[int, str | None, list[dict[str, Any]]]]]:
-    batch: list[tuple[int, str | None, list[dict[str, Any]]]] = []
+def _batches(conversations: Iterable[ConversationLike], size: int, ids: Sequence[str] | None = None) -> Iterator[list[Item]]:
+    batch: list[Item] = []
     chars = 0
     for i, conv in enumerate(conversations):
         msgs = messages_of(conv)
-        batch.append((i, conv.id if isinstance(conv, Conversation) else None, msgs))
+        cid = ids[i] if ids is not None else conv.id if isinstance(conv, Conversation) else None
+        batch.append((i, cid, msgs))
         n = _chars(msgs)
         chars += n if n <= MAX_CHARS else 0  # an over-long row is not tokenised, so it costs nothing
         if len(batch) >= size or chars >= BATCH_CHARS:

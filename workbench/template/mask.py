@@ -62,6 +62,8 @@ class MaskResult:
     index: int = 0  # position in the input stream
     id: str | None = None  # Conversation.id when given one
     length: int = 0  # tokens before max_length truncation
+    prompt: str | None = None  # the inference prompt of the last assistant turn (render-and-diff renders it; None for the first message)
+    prompt_ids: list[int] | None = None  # its token ids, when they follow from the full render's (Codec.prefix_ids)
 
     @property
     def ok(self) -> bool:
@@ -232,7 +234,10 @@ def _assemble(
         result.error = "no assistant message to train on"
         return result
     diff_problems: list[str] = []
-    turns = locate(ctx.renderer, msgs, full, result.notes)
+    prompts: dict[int, str | None] = {}
+    turns = locate(ctx.renderer, msgs, full, result.notes, prompts)
+    last = max((k for k, m in enumerate(msgs) if m.get("role") == "assistant"), default=0)
+    result.prompt = prompts.get(last)
     spans = diff_spans(turns, ids, off, ctx.eot, train_eot, diff_problems)
     result.derivation = "diff"
     result.starts = [a for a, b in select(spans, strategy) if b > a]

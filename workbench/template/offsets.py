@@ -42,6 +42,8 @@ class Codec:
         self.plain_backend = plain_backend(tokenizer)
         self._byte_lengths: Any = None
         self._measured = False
+        self._added: set[int] | None = None
+        self._tails: dict[str, list[int]] = {}
 
     @property
     def byte_lengths(self) -> Any:
@@ -51,6 +53,36 @@ class Codec:
             self._byte_lengths = byte_lengths(self.tokenizer) if self.plain_backend else None
             self._measured = True
         return self._byte_lengths
+
+    def prefix_ids(self, text: str, ids: list[int], off: Offsets, prefix: str) -> list[int] | None:
+        """The ids ``prefix`` (a text prefix of ``text``, whose ids and offsets are given) tokenises to, without
+        tokenising it all; None where that cannot be done exactly (the caller encodes ``prefix`` itself).
+
+        Exact for byte-level BPE (the tokenizers the byte-level path takes): added tokens are split out of the
+        text before anything else, and the text between them is tokenised piece by piece. So ``prefix``'s ids are
+        ``text``'s up to the last added token that ends inside ``prefix``, then the ids of the rest of
+        ``prefix`` on its own (usually a role header such as "assistant\n": one short, cached encode)."""
+        if not self._measured or self.byte_lengths is None or not text.startswith(prefix):
+            return None
+        if self._added is None:
+            backend = getattr(self.tokenizer, "_tokenizer", None)
+            self._added = set(backend.get_added_tokens_decoder()) if backend is not None else set()
+        added = self._added
+        i = bisect_right(off.ends, len(prefix)) - 1
+        while i >= 0 and ids[i] not in added:
+            i -= 1
+        if i < 0:
+            return None
+        tail = prefix[off.ends[i] :]
+        if not tail:
+            return ids[: i + 1]
+        rest = self._tails.get(tail)
+        if rest is None:
+            rest = self.tokenizer._tokenizer.encode_batch_fast([tail], add_special_tokens=False)[0].ids
+            if len(self._tails) >= 4096:
+                self._tails.clear()
+            self._tails[tail] = rest
+        return ids[: i + 1] + rest
 
     def decode_many(self, seqs: list[list[int]]) -> list[str]:
         if self._decode_batch is not None:

@@ -25,8 +25,11 @@ class Turn:
     bound: int  # where the next message's content begins: the end-of-turn token must come before
 
 
-def locate(renderer: Renderer, msgs: list[dict[str, Any]], full: str, notes: list[str]) -> list[Turn]:
-    """Each assistant turn of ``msgs`` (already ``renderer.prepare``d) in ``full``, in order.
+def locate(
+    renderer: Renderer, msgs: list[dict[str, Any]], full: str, notes: list[str], prompts: dict[int, str | None] | None = None
+) -> list[Turn]:
+    """Each assistant turn of ``msgs`` (already ``renderer.prepare``d) in ``full``, in order; ``prompts`` gets, per
+    assistant message ``k`` > 0, the inference prompt rendered for it (None when the template raised).
 
     A turn starts where the generation prompt of the conversation up to it ends. When that prompt is
     not a prefix of the full render (the template renders history turns differently, or its prompt
@@ -49,6 +52,8 @@ def locate(renderer: Renderer, msgs: list[dict[str, Any]], full: str, notes: lis
             continue
         lo = cursor
         prompt = _render(renderer, msgs[:k], True) if k else None
+        if k and prompts is not None:
+            prompts[k] = prompt
         if prompt is not None and len(prompt) >= lo and full.startswith(prompt):
             start = len(prompt)
         else:
