@@ -141,3 +141,57 @@ def test_a_folder_loads_without_torch_once_its_class_is_known(fixtures_dir, tmp_
     assert first[0] == second[0] == "Qwen2Tokenizer" and first[2] == second[2]
     assert (first[1], second[1]) == ("True", "False")
     assert list(json.loads((tmp_path / "tokenizer-classes.json").read_text()).values()) == ["transformers.models.qwen2.tokenization_qwen2:Qwen2Tokenizer"]
+
+
+def test_renderer_steps_render_what_transformers_renders(fixtures_dir) -> None:
+    """The Renderer converts a row's messages once for all its prefix renders; every render, spans included,
+    equals transformers' render_jinja_template, for every fixture template, and an edited message is seen."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from workbench.template.chat import ChatMessages, Renderer
+
+    tok = T.load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")
+    tools = [{"type": "function", "function": {"name": "add", "description": "Add", "parameters": {"type": "object", "properties": {}}}}]
+    rows = [
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+3?"},
+         {"role": "assistant", "content": "5.", "reasoning_content": "Two and three."}, {"role": "user", "content": "10+20?"},
+         {"role": "assistant", "content": "30."}],
+    ]  # fmt: skip
+    tooled = ChatMessages([dict(m) for m in rows[1]])
+    tooled.tools = tools
+    rows.append(tooled)
+    checked = 0
+    for path in sorted((fixtures_dir / "templates").glob("*.jinja")):
+        tok.chat_template = path.read_text(encoding="utf-8")
+        r = Renderer(tok)
+        assert r._steps is not None, path.name
+        for msgs in rows:
+            for k in range(1, len(msgs) + 1):
+                for gen in (False, True):
+                    spans = r.has_tags and not gen
+                    try:
+                        mine = r.render(msgs[:k], add_generation_prompt=gen, spans=spans)
+                    except T.TemplateError:
+                        mine = None
+                    try:  # as given to the template: reasoning inline where it reads no reasoning field (Renderer.prepare)
+                        texts, idx = render_jinja_template(
+                            conversations=[list(r.prepare(msgs[:k]))], tools=getattr(msgs, "tools", None), chat_template=r.template,
+                            return_assistant_tokens_mask=spans, add_generation_prompt=gen, **r.kwargs,
+                        )  # fmt: skip
+                        theirs = (texts[0], [tuple(s) for s in idx[0]] if spans else [])
+                    except Exception:  # noqa: BLE001
+                        theirs = None
+                    assert mine == theirs, (path.name, k, gen)
+                    checked += theirs is not None
+        # an edited message renders as edited, not from what was converted before
+        msgs = [dict(m) for m in rows[0]]
+        before = r.render(msgs)[0]
+        msgs[1]["content"] = "Changed."
+        after = r.render(msgs[:2])[0]
+        assert "Changed." in after and after != before, path.name
+    assert checked > 200
+    # tool schemas stay with a row whose reasoning goes inline
+    tok.chat_template = (fixtures_dir / "templates" / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text(encoding="utf-8")
+    r = Renderer(tok)
+    assert r.reasoning_mode == "inline" and '"name": "add"' in r.render(tooled)[0]

@@ -118,7 +118,7 @@ class Rendered:
 
     @property
     def trained_count(self) -> int:
-        return sum(1 for x in self.labels if x != -100)
+        return len(self.labels) - self.labels.count(-100)
 
 
 @dataclass(slots=True)

@@ -170,6 +170,10 @@ class Renderer:
             self._render_jinja = render_jinja_template
         except ImportError:  # pragma: no cover - depends on transformers internals
             self._render_jinja = None
+        self._memo: tuple[list[tuple[Any, Any]], list[Any]] = ([], [])  # (message, its content) last converted, and the result
+        self._steps = _steps(self.template, self.kwargs) if self._render_jinja is not None else None
+        if self._steps is not None and not self._steps_agree():
+            self._steps = None
 
     @property
     def reasoning_mode(self) -> str:
@@ -204,6 +208,10 @@ class Renderer:
                 m = {k: v for k, v in m.items() if k not in REASONING_FIELDS}
                 m["content"] = inline(r, str(m.get("content") or ""))
             out.append(m)
+        if isinstance(messages, ChatMessages):  # the row's tool schemas stay with it
+            tagged = ChatMessages(out)
+            tagged.tools = messages.tools
+            return tagged
         return out
 
     def render(
@@ -213,6 +221,66 @@ class Renderer:
         return self._render(self.prepare(messages), add_generation_prompt, spans)
 
     def _render(
+        self, messages: list[dict[str, Any]], add_generation_prompt: bool, spans: bool
+    ) -> tuple[str, list[tuple[int, int]]]:
+        if self._steps is not None:
+            tools = getattr(messages, "tools", None)
+            if tools is None or all(isinstance(t, dict) for t in tools):
+                try:
+                    return self._render_steps(messages, tools, add_generation_prompt, spans)
+                except Exception as e:  # noqa: BLE001
+                    raise TemplateError(f"chat template failed: {_template_message(e)}") from None
+        return self._render_whole(messages, add_generation_prompt, spans)
+
+    def _render_steps(
+        self, messages: list[dict[str, Any]], tools: list[Any] | None, add_generation_prompt: bool, spans: bool
+    ) -> tuple[str, list[tuple[int, int]]]:
+        """``render_jinja_template``'s own steps, with the row's messages converted once for all its renders: a
+        prefix of the messages last converted (render-and-diff renders the row, then its prefixes) reuses them."""
+        steps = self._steps
+        assert steps is not None
+        src, done = self._memo
+        n = len(messages)
+        # the same message objects holding the same content objects (a message edited in place is converted anew)
+        if n <= len(src) and all(a is b and _content(a) is c for a, (b, c) in zip(messages, src)):
+            chat = done[:n]
+        else:
+            chat = steps.plain(list(messages))
+            for m in chat:
+                if not isinstance(m, dict):
+                    raise TypeError(f"Chat messages should be dicts, dataclasses or pydantic models, but got {m!r}.")
+            chat = steps.alias(chat)
+            self._memo = ([(m, _content(m)) for m in messages], chat)
+        tool_schemas = steps.plain(tools) if tools is not None else None
+        if spans and self.has_tags:
+            text, indices = steps.tracked(steps.compiled, chat, tool_schemas, None, add_generation_prompt, **steps.kwargs)
+            return text, [tuple(s) for s in indices]
+        text = steps.compiled.render(messages=chat, tools=tool_schemas, documents=None, add_generation_prompt=add_generation_prompt, **steps.kwargs)
+        return text, []
+
+    def _steps_agree(self) -> bool:
+        """Do the split steps render what ``render_jinja_template`` renders (probe conversations, spans included)?"""
+        probes = [
+            [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}],
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello.", "reasoning_content": "A greeting."},
+             {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Bye."}],
+        ]  # fmt: skip
+        for msgs in probes:
+            for gen in (False, True):
+                for spans in (False, True):
+                    outcomes = []
+                    for render in (self._render_steps, self._render_whole):
+                        self._memo = ([], [])
+                        try:
+                            outcomes.append(render(msgs[:-1] if gen else msgs, None, gen, spans) if render == self._render_steps else render(msgs[:-1] if gen else msgs, gen, spans))
+                        except Exception:  # noqa: BLE001
+                            outcomes.append("raised")
+                    if outcomes[0] != outcomes[1]:
+                        return False
+        self._memo = ([], [])
+        return True
+
+    def _render_whole(
         self, messages: list[dict[str, Any]], add_generation_prompt: bool, spans: bool
     ) -> tuple[str, list[tuple[int, int]]]:
         import warnings
@@ -241,3 +309,26 @@ class Renderer:
             messages, tools=getattr(messages, "tools", None), tokenize=False, add_generation_prompt=add_generation_prompt,
             **self.template_kwargs,
         )
+
+
+class _Steps:
+    """transformers' steps of ``render_jinja_template`` (its compiled template, data conversion, reasoning aliases,
+    generation tracker), held apart so one row's messages are converted once for all of its renders."""
+
+    def __init__(self, compiled: Any, plain: Any, alias: Any, tracked: Any, kwargs: dict[str, Any]) -> None:
+        self.compiled, self.plain, self.alias, self.tracked, self.kwargs = compiled, plain, alias, tracked, kwargs
+
+
+def _content(message: Any) -> Any:
+    return message.get("content") if isinstance(message, dict) else None
+
+
+def _steps(template: str, kwargs: dict[str, Any]) -> _Steps | None:
+    """The steps, or None when this transformers lacks one of them (``Renderer`` then calls the whole function)."""
+    try:
+        from transformers.utils import chat_template_utils as ctu
+
+        plain = ctu._plain_template_data
+        return _Steps(ctu._compile_jinja_template(template), plain, ctu._alias_reasoning_fields, ctu._render_with_assistant_indices, plain(kwargs))
+    except Exception:  # noqa: BLE001 - internals moved, or the template does not compile (each render then says why)
+        return None
