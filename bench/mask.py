@@ -1,11 +1,17 @@
-"""Bench: render + mask + verify 20,000 multi-turn conversations vs TRL's SFTTrainer dataset preparation.
+"""Bench: `workbench check` (whole process) and render + mask + verify vs TRL's SFTTrainer dataset preparation.
 
-    .venv/bin/python bench/mask.py [--n 20000] [--workers 2] [--max-length 2048] [--trl-num-proc 1]
+    .venv/bin/python bench/mask.py [--n 20000] [--rounds 3] [--workers 2] [--max-length 2048] [--trl-num-proc 1]
 
 Both sides use the Qwen2.5 fixture tokenizer with TRL's qwen2_5_training.jinja (generation tags),
 the same conversations and the same max_length. TRL's side is `SFTTrainer._prepare_dataset` with
-assistant_only_loss=True (tokenise, assistant masks, labels, truncation); ours renders, derives
-the mask twice (tags + render-diff), cross-checks them and verifies every example.
+assistant_only_loss=True (tokenise, assistant masks, labels, truncation), timed in-process on a
+dataset already in memory. Ours:
+- `workbench check` as a user runs it, a whole process from start to exit (start-up, reading the
+  JSONL, loading the tokenizer, the tokenizer-level probes, every row rendered, masked by tags and by
+  render-and-diff, cross-checked and verified, parity and prefix checks, the report);
+- the library's `render_many` (render + both masks + verification) in-process.
+Rounds alternate the sides, so each ratio compares runs made under the same machine load; the
+ratios' band is printed at the end.
 """
 
 from __future__ import annotations
@@ -65,6 +71,26 @@ def bench_ours(tokenizer, convs, workers: int, max_length: int) -> tuple[float, 
     return time.perf_counter() - t, ok, bad, agree
 
 
+def bench_check(path: Path, n: int, max_length: int) -> float:
+    """Seconds for the whole `workbench check` process on ``path`` (its report goes to /dev/null)."""
+    import subprocess
+
+    tok_dir = FIXTURES / "tokenizers" / "qwen2.5"
+    template = FIXTURES / "templates" / "trl-qwen2_5_training.jinja"
+    cmd = [sys.executable, "-m", "workbench", "check", str(path), "--model", str(tok_dir), "--template", str(template),
+           "--max-length", str(max_length), "--json"]  # fmt: skip
+    t = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    seconds = time.perf_counter() - t
+    if done.returncode not in (0, 1):
+        sys.exit(f"workbench check failed ({done.returncode}): {done.stderr[-2000:]}")
+    import json
+
+    report = json.loads(done.stdout)
+    assert report["rendered"] == n, report["rendered"]
+    return seconds
+
+
 def bench_trl(tokenizer, convs, max_length: int, num_proc: int | None) -> tuple[float, int]:
     import torch
     from datasets import Dataset
@@ -98,11 +124,15 @@ def bench_trl(tokenizer, convs, max_length: int, num_proc: int | None) -> tuple[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the sides this many times; print the ratios' band")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=2048)
     ap.add_argument("--trl-num-proc", type=int, default=None, help="TRL's dataset_num_proc (default: its default, one process)")
     ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument("--skip-library", action="store_true", help="time only the `workbench check` command (and TRL)")
     a = ap.parse_args()
+
+    import json
 
     from datasets.utils.logging import disable_progress_bar
     from transformers.utils import logging as hf_logging
@@ -118,16 +148,31 @@ def main() -> None:
     tokenizer = load_tokenizer(tok_dir, template=template)
     convs = conversations(a.n)
     turns = sum(len(c) for c in convs)
-    print(f"{a.n} conversations, {turns} messages; Qwen2.5 tokenizer + TRL qwen2_5_training.jinja; max_length {a.max_length}")
-
-    s, ok, bad, agree = bench_ours(tokenizer, convs, a.workers, a.max_length)
-    print(f"workbench render+mask(tags & diff)+verify, workers={a.workers}: {s:6.2f}s  {a.n / s:8.0f} ex/s  "
-          f"(verified ok {ok}, problems {bad}, derivations agree {agree})")  # fmt: skip
-    s1, *_ = bench_ours(tokenizer, convs[: max(1, a.n // 4)], 1, a.max_length)
-    print(f"workbench, same, workers=1 (first {a.n // 4}):       {s1:6.2f}s  {(a.n // 4) / s1:8.0f} ex/s")
-    if not a.skip_trl:
-        s, rows = bench_trl(tokenizer, convs, a.max_length, a.trl_num_proc)
-        print(f"TRL SFTTrainer._prepare_dataset (assistant_only_loss, num_proc={a.trl_num_proc}): {s:6.2f}s  {a.n / s:8.0f} ex/s  ({rows} rows, no verification)")
+    print(f"{a.n} conversations, {turns} messages; Qwen2.5 tokenizer + TRL qwen2_5_training.jinja; max_length {a.max_length}; "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="wb-bench-mask-"))
+    data = tmp / "conversations.jsonl"
+    with data.open("w", encoding="utf-8") as f:
+        for c in convs:
+            f.write(json.dumps({"messages": c}) + "\n")
+    ratios: list[float] = []
+    for r in range(a.rounds):
+        if a.rounds > 1:
+            print(f"-- round {r + 1}")
+        s_check = bench_check(data, a.n, a.max_length)
+        print(f"workbench check (whole process, all checks, every row verified): {s_check:7.2f}s  {a.n / s_check:8.0f} rows/s")
+        if not a.skip_library:
+            s, ok, bad, agree = bench_ours(tokenizer, convs, a.workers, a.max_length)
+            print(f"workbench render_many (render + tags & diff masks + verify), workers={a.workers}: {s:7.2f}s  {a.n / s:8.0f} rows/s  "
+                  f"(verified ok {ok}, problems {bad}, derivations agree {agree})")  # fmt: skip
+        if not a.skip_trl:
+            s_trl, rows = bench_trl(tokenizer, convs, a.max_length, a.trl_num_proc)
+            print(f"TRL SFTTrainer._prepare_dataset (assistant_only_loss, num_proc={a.trl_num_proc}): {s_trl:7.2f}s  {a.n / s_trl:8.0f} rows/s  "
+                  f"({rows} rows, no verification)")  # fmt: skip
+            ratios.append(s_trl / s_check)
+            print(f"ratio: workbench check is {s_trl / s_check:.2f}x TRL's preparation")
+    if len(ratios) > 1:
+        print(f"band over {len(ratios)} rounds: {min(ratios):.2f}x - {max(ratios):.2f}x (median {sorted(ratios)[len(ratios) // 2]:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def row_checks(
     acc = RowAcc()
     digest = partial(digest_rows, strategy, max_length)
     for part in batch.digest_many(
-        tokenizer, rows, digest, ids=ids, strategy=strategy, check=True, workers=workers, batch_size=batch_size, progress=progress
+        tokenizer, rows, digest, ids=ids, prepared=True, strategy=strategy, check=True, workers=workers, batch_size=batch_size, progress=progress
     ):
         acc.merge(part)
     hits, stats = acc.hits, acc.stats

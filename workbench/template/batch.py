@@ -152,6 +152,7 @@ def digest_many(
     digest: Digest,
     *,
     ids: Sequence[str] | None = None,
+    prepared: bool = False,
     strategy: str = "assistant",
     train_eot: bool = True,
     max_length: int | None = None,
@@ -163,8 +164,9 @@ def digest_many(
     """As ``render_many``, but each batch's results go through ``digest(ctx, items, results)`` in the process that
     made them, and the digests come back in input order: the per-row work of a check runs on every core and
     only its summary crosses between processes. ``digest`` must be picklable (a module-level function or a
-    ``functools.partial`` of one). ``ids``: the row ids the items carry (default: ``Conversation.id`` or None)."""
-    yield from _run(tokenizer, conversations, digest, ids, strategy, train_eot, max_length, check, workers, batch_size, progress)
+    ``functools.partial`` of one). ``ids``: the row ids the items carry (default: ``Conversation.id`` or None).
+    ``prepared``: the conversations are already ``messages_of``'s lists (used as they are, not converted again)."""
+    yield from _run(tokenizer, conversations, digest, ids, strategy, train_eot, max_length, check, workers, batch_size, progress, prepared)
 
 
 def _run(
@@ -179,10 +181,11 @@ def _run(
     workers: int | None,
     batch_size: int,
     progress: Callable[[int, int | None], None] | None,
+    prepared: bool = False,
 ) -> Iterator[Any]:
     """Per batch, its results (or its digest), in input order."""
     _check_strategy(strategy)
-    batches = _batches(conversations, batch_size, ids)
+    batches = _batches(conversations, batch_size, ids, prepared)
     try:
         ctx = _context(tokenizer)
     except TemplateError as e:
@@ -254,11 +257,13 @@ def _pooled(
                 progress(done, None)
 
 
-def _batches(conversations: Iterable[ConversationLike], size: int, ids: Sequence[str] | None = None) -> Iterator[list[Item]]:
+def _batches(
+    conversations: Iterable[ConversationLike], size: int, ids: Sequence[str] | None = None, prepared: bool = False
+) -> Iterator[list[Item]]:
     batch: list[Item] = []
     chars = 0
     for i, conv in enumerate(conversations):
-        msgs = messages_of(conv)
+        msgs = conv if prepared else messages_of(conv)  # type: ignore[assignment]
         cid = ids[i] if ids is not None else conv.id if isinstance(conv, Conversation) else None
         batch.append((i, cid, msgs))
         n = _chars(msgs)

@@ -147,6 +147,9 @@ def _template_message(e: BaseException) -> str:
     return first_line(e) if str(e).strip() else type(e).__name__
 
 
+MEMO = 16_384  # messages whose converted form a Renderer keeps (a few batches' worth)
+
+
 class Renderer:
     """Renders many conversations with one compiled template, as ``apply_chat_template`` does, minus its per-call setup.
 
@@ -170,7 +173,8 @@ class Renderer:
             self._render_jinja = render_jinja_template
         except ImportError:  # pragma: no cover - depends on transformers internals
             self._render_jinja = None
-        self._memo: tuple[list[tuple[Any, Any]], list[Any]] = ([], [])  # (message, its content) last converted, and the result
+        # id(message) -> (message, its content, converted): a batch's rows are rendered whole, then their prefixes
+        self._memo: dict[int, tuple[Any, Any, Any]] = {}
         self._steps = _steps(self.template, self.kwargs) if self._render_jinja is not None else None
         if self._steps is not None and not self._steps_agree():
             self._steps = None
@@ -235,22 +239,22 @@ class Renderer:
     def _render_steps(
         self, messages: list[dict[str, Any]], tools: list[Any] | None, add_generation_prompt: bool, spans: bool
     ) -> tuple[str, list[tuple[int, int]]]:
-        """``render_jinja_template``'s own steps, with the row's messages converted once for all its renders: a
-        prefix of the messages last converted (render-and-diff renders the row, then its prefixes) reuses them."""
+        """``render_jinja_template``'s own steps, with each message converted once for all the renders it is in
+        (render-and-diff renders a row, then its prefixes; the row checks render prefixes again)."""
         steps = self._steps
         assert steps is not None
-        src, done = self._memo
-        n = len(messages)
-        # the same message objects holding the same content objects (a message edited in place is converted anew)
-        if n <= len(src) and all(a is b and _content(a) is c for a, (b, c) in zip(messages, src)):
-            chat = done[:n]
-        else:
-            chat = steps.plain(list(messages))
-            for m in chat:
+        memo = self._memo
+        chat = []
+        for m in messages:
+            hit = memo.get(id(m))
+            # the same message object holding the same content object (a message edited in place is converted anew)
+            if hit is None or hit[0] is not m or hit[1] is not _content(m):
                 if not isinstance(m, dict):
                     raise TypeError(f"Chat messages should be dicts, dataclasses or pydantic models, but got {m!r}.")
-            chat = steps.alias(chat)
-            self._memo = ([(m, _content(m)) for m in messages], chat)
+                if len(memo) >= MEMO:
+                    memo.clear()
+                hit = memo[id(m)] = (m, _content(m), steps.alias(steps.plain([m]))[0])
+            chat.append(hit[2])
         tool_schemas = steps.plain(tools) if tools is not None else None
         if spans and self.has_tags:
             text, indices = steps.tracked(steps.compiled, chat, tool_schemas, None, add_generation_prompt, **steps.kwargs)
@@ -270,14 +274,14 @@ class Renderer:
                 for spans in (False, True):
                     outcomes = []
                     for render in (self._render_steps, self._render_whole):
-                        self._memo = ([], [])
+                        self._memo.clear()
                         try:
                             outcomes.append(render(msgs[:-1] if gen else msgs, None, gen, spans) if render == self._render_steps else render(msgs[:-1] if gen else msgs, gen, spans))
                         except Exception:  # noqa: BLE001
                             outcomes.append("raised")
                     if outcomes[0] != outcomes[1]:
                         return False
-        self._memo = ([], [])
+        self._memo.clear()
         return True
 
     def _render_whole(

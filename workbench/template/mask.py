@@ -111,9 +111,22 @@ class _Context:
         self.eot = set(end_of_turn_ids(tokenizer))
         self.codec = Codec(tokenizer)
         self._blank: dict[int, bool] = {}
+        self._short: dict[tuple[int, ...], str] = {}
 
     def decode_many(self, seqs: list[list[int]]) -> list[str]:
         return self.codec.decode_many(seqs)
+
+    def decode_short(self, ids: list[int]) -> str:
+        """``ids`` decoded; a few tokens (the template text a tag run adds, "\\n") are remembered."""
+        if len(ids) > 8:
+            return self.decode_many([ids])[0]
+        key = tuple(ids)
+        hit = self._short.get(key)
+        if hit is None:
+            if len(self._short) >= 4096:
+                self._short.clear()
+            hit = self._short[key] = self.decode_many([ids])[0]
+        return hit
 
     def encode_many(self, texts: list[str]) -> tuple[list[list[int]], list[Offsets]]:
         return self.codec.encode_many(texts)
@@ -200,9 +213,9 @@ def _compare(
                 off_side = f"the tags are off: they reach into the text of another message ({show(ta, tb)} for message {t.message})"
                 break
             if ta < da:
-                extra.append(("tags_before", ctx.decode_many([ids[ta:da]])[0]))
+                extra.append(("tags_before", ctx.decode_short(ids[ta:da])))
             if tb > db:
-                extra.append(("tags_after", ctx.decode_many([ids[db:tb]])[0]))
+                extra.append(("tags_after", ctx.decode_short(ids[db:tb])))
         if off_side is None:
             result.agree = True
             result.written += extra
