@@ -6,6 +6,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from workbench.records import Conversation
@@ -96,9 +97,31 @@ def _mask_batch(
 
 
 def _worker_init(tokenizer: PreTrainedTokenizerBase) -> None:
+    import gc
+
     global _WORKER_CTX
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # What the fork inherited (the whole dataset, in a check) is never garbage: keep the collector off it, and let it
+    # run seldom, as almost nothing a batch makes (token lists, strings) is cyclic. Measured: 8% of a check's CPU.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
     _WORKER_CTX = _Context(tokenizer)
+
+
+GC_THRESHOLD = (20_000, 50, 50)
+
+
+@contextmanager
+def _seldom_gc() -> Iterator[None]:
+    """The garbage collector runs seldom while batches are masked in this process (see ``_worker_init``)."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _worker_run(args: tuple[Any, ...]) -> Any:
@@ -207,8 +230,10 @@ def _run(
     done = 0
     if workers <= 1:
         for batch in batches:
-            results = _mask_batch(ctx, batch, strategy, train_eot, max_length, check)
-            yield results if digest is None else digest(ctx, batch, results)
+            with _seldom_gc():
+                results = _mask_batch(ctx, batch, strategy, train_eot, max_length, check)
+                out = results if digest is None else digest(ctx, batch, results)
+            yield out
             done += len(batch)
             if progress:
                 progress(done, None)
