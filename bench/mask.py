@@ -71,8 +71,9 @@ def bench_ours(tokenizer, convs, workers: int, max_length: int) -> tuple[float, 
     return time.perf_counter() - t, ok, bad, agree
 
 
-def bench_check(path: Path, n: int, max_length: int) -> float:
-    """Seconds for the whole `workbench check` process on ``path`` (its report goes to /dev/null)."""
+def bench_check(path: Path, n: int, max_length: int, cpus: set[int] | None = None) -> float:
+    """Seconds for the whole `workbench check` process on ``path`` (its report is parsed, then dropped);
+    ``cpus``: the CPUs the process may use (it starts as many workers as it may use CPUs)."""
     import subprocess
 
     tok_dir = FIXTURES / "tokenizers" / "qwen2.5"
@@ -80,7 +81,8 @@ def bench_check(path: Path, n: int, max_length: int) -> float:
     cmd = [sys.executable, "-m", "workbench", "check", str(path), "--model", str(tok_dir), "--template", str(template),
            "--max-length", str(max_length), "--json"]  # fmt: skip
     t = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, preexec_fn=pin)
     seconds = time.perf_counter() - t
     if done.returncode not in (0, 1):
         sys.exit(f"workbench check failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -89,6 +91,20 @@ def bench_check(path: Path, n: int, max_length: int) -> float:
     report = json.loads(done.stdout)
     assert report["rendered"] == n, report["rendered"]
     return seconds
+
+
+def cpu_scaling(seconds: float = 2.0) -> float:
+    """How much a second busy process adds on this machine: two pure-Python loops at once against one
+    (2.0 on two real cores; shared or throttled virtual CPUs give less)."""
+    import subprocess
+
+    loop = f"import time\nt=time.perf_counter()\nn=0\nwhile time.perf_counter()-t<{seconds}:\n    for _ in range(10000): n+=1\nprint(n)"
+
+    def run(k: int) -> int:
+        procs = [subprocess.Popen([sys.executable, "-c", loop], stdout=subprocess.PIPE, text=True) for _ in range(k)]
+        return sum(int(p.communicate()[0]) for p in procs)
+
+    return run(2) / run(1)
 
 
 def bench_trl(tokenizer, convs, max_length: int, num_proc: int | None) -> tuple[float, int]:
@@ -130,6 +146,7 @@ def main() -> None:
     ap.add_argument("--trl-num-proc", type=int, default=None, help="TRL's dataset_num_proc (default: its default, one process)")
     ap.add_argument("--skip-trl", action="store_true")
     ap.add_argument("--skip-library", action="store_true", help="time only the `workbench check` command (and TRL)")
+    ap.add_argument("--one-cpu", action="store_true", help="also time both sides pinned to one CPU (work per row, whatever the machine's CPUs)")
     a = ap.parse_args()
 
     import json
@@ -171,6 +188,18 @@ def main() -> None:
                   f"({rows} rows, no verification)")  # fmt: skip
             ratios.append(s_trl / s_check)
             print(f"ratio: workbench check is {s_trl / s_check:.2f}x TRL's preparation")
+        if a.one_cpu and not a.skip_trl:
+            cpu = min(os.sched_getaffinity(0))
+            s_one = bench_check(data, a.n, a.max_length, {cpu})
+            allowed = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {cpu})
+            try:
+                s_trl1, _ = bench_trl(tokenizer, convs, a.max_length, a.trl_num_proc)
+            finally:
+                os.sched_setaffinity(0, allowed)
+            print(f"one CPU each: workbench check {a.n / s_one:.0f} rows/s, TRL {a.n / s_trl1:.0f} rows/s: {s_trl1 / s_one:.2f}x per CPU")
+    if a.one_cpu:
+        print(f"this machine's CPUs: two busy processes do {cpu_scaling():.2f}x the work of one")
     if len(ratios) > 1:
         print(f"band over {len(ratios)} rounds: {min(ratios):.2f}x - {max(ratios):.2f}x (median {sorted(ratios)[len(ratios) // 2]:.2f}x)")
 
