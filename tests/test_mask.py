@@ -351,3 +351,26 @@ def test_trl_training_templates_train_exactly_what_transformers_marks(fixtures_d
         raw = tok.apply_chat_template(conv, return_assistant_tokens_mask=True, return_dict=True)
         assert raw["input_ids"] == res.rendered.input_ids
         assert [i if m else -100 for i, m in zip(raw["input_ids"], raw["assistant_masks"])] == res.rendered.labels
+
+
+def test_rendered_runs_equal_scanning_the_labels() -> None:
+    """The one-comparison path for a mask's own labels finds exactly the runs a scan finds, for any spans."""
+    import random
+
+    from workbench.records import Rendered
+    from workbench.template.verification import IGNORE, rendered_runs, trained_runs
+
+    rng = random.Random(0)
+    fast = 0
+    for _ in range(5000):
+        n = rng.randint(0, 12)
+        ids = [rng.randint(0, 5) for _ in range(n)]
+        labels = [rng.choice([IGNORE, x, x, 9]) for x in ids]
+        if rng.random() < 0.5:
+            spans = trained_runs(labels)
+        else:
+            spans = [(a, rng.randint(a, n + 2)) for a in (rng.randint(-2, n + 1) for _ in range(rng.randint(0, 3)))]
+        r = Rendered(ids, labels, spans, "")
+        assert rendered_runs(r) == trained_runs(labels), (ids, labels, spans)
+        fast += bool(spans) and rendered_runs(r) == [tuple(s) for s in spans]
+    assert fast > 1000

@@ -153,13 +153,12 @@ def _classify_failure(renderer: Renderer, msgs: Msgs) -> str:
 def _check_labels(
     tokenizer: PreTrainedTokenizerBase, ctx: Any, msgs: Msgs, rid: str, res: MaskResult, strategy: str, hits: Hits
 ) -> None:
-    from workbench.template import mask
-    from workbench.template.verification import split_tail
+    from workbench.template.verification import rendered_runs, split_tail
 
     r = res.rendered
     assert r is not None
     eot = ctx.eot
-    runs = mask.trained_runs(r.labels)
+    runs = rendered_runs(r)
     if not runs:
         hits.add("no_trained_tokens", rid)
     if strategy == "all":

@@ -85,7 +85,7 @@ def _mask_batch(
         return results
     # One decode call for every trained region of the batch.
     done = [(res, msgs) for res, msgs, _, _ in todo if res.rendered is not None]
-    parts = [bodies(ctx, r.rendered.input_ids, r.rendered.labels) for r, _ in done]  # type: ignore[union-attr]
+    parts = [bodies(ctx, r.rendered) for r, _ in done]  # type: ignore[arg-type]
     flat = ctx.decode_many([b for p in parts for b in p])
     at = 0
     for (res, msgs), p in zip(done, parts):

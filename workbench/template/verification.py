@@ -26,6 +26,21 @@ def trained_runs(labels: Sequence[int]) -> list[tuple[int, int]]:
 _RUN = re.compile(b"\x01+")
 
 
+def rendered_runs(rendered: Rendered) -> list[tuple[int, int]]:
+    """``trained_runs(rendered.labels)``, found in one list comparison when the labels are exactly what the
+    assistant spans say (input ids inside them, IGNORE elsewhere; spans apart and in order, as a mask makes
+    them); else by scanning the labels."""
+    ids, labels, spans = rendered.input_ids, rendered.labels, rendered.assistant_spans
+    n = len(ids)
+    if len(labels) == n and all(0 <= a < b <= n for a, b in spans) and all(b < c for (_, b), (c, _) in zip(spans, spans[1:])):
+        expected = [IGNORE] * n
+        for a, b in spans:
+            expected[a:b] = ids[a:b]
+        if labels == expected:
+            return [(a, b) for a, b in spans]
+    return trained_runs(labels)
+
+
 def select(items: list[Any], strategy: str) -> list[Any]:
     return items[-1:] if strategy == "last" else items
 
@@ -76,7 +91,7 @@ def check_labels(
     ids, labels = rendered.input_ids, rendered.labels
     if len(ids) != len(labels):
         return [f"{len(labels)} labels for {len(ids)} tokens"]
-    runs = trained_runs(labels)
+    runs = rendered_runs(rendered)
     if any(labels[a:b] != ids[a:b] for a, b in runs):  # outside the runs every label is IGNORE
         bad = [i for i, (x, y) in enumerate(zip(ids, labels)) if y != IGNORE and y != x]
         return [f"label {labels[bad[0]]} at token {bad[0]} is not its input id {ids[bad[0]]} ({len(bad)} such)"]
@@ -125,9 +140,10 @@ def check_labels(
     return problems
 
 
-def bodies(ctx: Codec, ids: list[int], labels: list[int]) -> list[list[int]]:
+def bodies(ctx: Codec, rendered: Rendered) -> list[list[int]]:
     """Each trained run from its start to its closing stretch (what ``check_labels`` compares with the answer)."""
-    return [ids[a : split_tail(ids, a, b, ctx.eot, ctx.is_blank)[0]] for a, b in trained_runs(labels)]
+    ids = rendered.input_ids
+    return [ids[a : split_tail(ids, a, b, ctx.eot, ctx.is_blank)[0]] for a, b in rendered_runs(rendered)]
 
 
 def _without_reasoning(lead: str, reasoning: str | None) -> str:
