@@ -422,6 +422,7 @@ def check(
     train/inference prompt parity, templates that rewrite earlier turns, mask verification and
     truncation at --max-length. Exits 1 when a finding at --fail-on or worse exists.
     """
+    import gc
     import json
 
     from workbench import data as wd
@@ -436,6 +437,7 @@ def check(
     with progress("reading") as update:
         data = wd.load(paths, format=format, mapping=parse_map(map), on_progress=update).require_rows()  # "no findings" on no rows would lie
     tokenizer = load_tokenizer(resolve_model_name(model), template=template, template_kwargs=kwargs)
+    gc.freeze()  # the rows read live until exit: the collector need not walk them again and again while they are checked
     with progress("checking", total=len(data.conversations)) as update:
         report = run_checks(tokenizer, data.conversations, max_length=max_length, strategy=strategy, on_progress=update)
     if as_json:

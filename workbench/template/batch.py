@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -111,17 +112,28 @@ def _worker_init(tokenizer: PreTrainedTokenizerBase) -> None:
 GC_THRESHOLD = (20_000, 50, 50)
 
 
+_GC_LOCK = threading.Lock()
+_GC_STATE: list[Any] = [0, None]  # threads masking now, the threshold to restore when the last one is done
+
+
 @contextmanager
 def _seldom_gc() -> Iterator[None]:
-    """The garbage collector runs seldom while batches are masked in this process (see ``_worker_init``)."""
+    """The garbage collector runs seldom while batches are masked in this process (see ``_worker_init``); the
+    threshold comes back when the last thread masking here is done (the TUI masks on several)."""
     import gc
 
-    before = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLD)
+    with _GC_LOCK:
+        if _GC_STATE[0] == 0:
+            _GC_STATE[1] = gc.get_threshold()
+            gc.set_threshold(*GC_THRESHOLD)
+        _GC_STATE[0] += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _GC_LOCK:
+            _GC_STATE[0] -= 1
+            if _GC_STATE[0] == 0:
+                gc.set_threshold(*_GC_STATE[1])
 
 
 def _worker_run(args: tuple[Any, ...]) -> Any:
