@@ -34,6 +34,14 @@ class RowStats:
     trained_tokens: int = 0
     derivations: dict[str, int] = field(default_factory=dict)
 
+    def merge(self, other: RowStats) -> None:
+        self.rows += other.rows
+        self.rendered += other.rendered
+        self.tokens += other.tokens
+        self.trained_tokens += other.trained_tokens
+        for k, v in other.derivations.items():
+            self.derivations[k] = self.derivations.get(k, 0) + v
+
 
 @dataclass(slots=True)
 class RowAcc:
@@ -50,13 +58,7 @@ class RowAcc:
         self.hits.merge(other.hits)
         for key, rids in other.failures.items():
             self.failures[key].extend(rids)
-        a, b = self.stats, other.stats
-        a.rows += b.rows
-        a.rendered += b.rendered
-        a.tokens += b.tokens
-        a.trained_tokens += b.trained_tokens
-        for k, v in b.derivations.items():
-            a.derivations[k] = a.derivations.get(k, 0) + v
+        self.stats.merge(other.stats)
         self.trunc["lost"] += other.trunc["lost"]
         self.trunc["trained_over"] += other.trunc["trained_over"]
         self.trunc["longest"] = max(self.trunc["longest"], other.trunc["longest"])

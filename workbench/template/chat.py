@@ -270,17 +270,18 @@ class Renderer:
             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello.", "reasoning_content": "A greeting."},
              {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Bye."}],
         ]  # fmt: skip
+        def outcome(render: Any, *args: Any) -> Any:
+            self._memo.clear()
+            try:
+                return render(*args)
+            except Exception:  # noqa: BLE001
+                return "raised"
+
         for msgs in probes:
             for gen in (False, True):
                 for spans in (False, True):
-                    outcomes = []
-                    for render in (self._render_steps, self._render_whole):
-                        self._memo.clear()
-                        try:
-                            outcomes.append(render(msgs[:-1] if gen else msgs, None, gen, spans) if render == self._render_steps else render(msgs[:-1] if gen else msgs, gen, spans))
-                        except Exception:  # noqa: BLE001
-                            outcomes.append("raised")
-                    if outcomes[0] != outcomes[1]:
+                    given = msgs[:-1] if gen else msgs
+                    if outcome(self._render_steps, given, None, gen, spans) != outcome(self._render_whole, given, gen, spans):
                         return False
         self._memo.clear()
         return True
