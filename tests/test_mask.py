@@ -377,3 +377,26 @@ def test_rendered_runs_equal_scanning_the_labels() -> None:
         assert rendered_runs(r) == trained_runs(labels), (ids, labels, spans)
         fast += bool(spans) and rendered_runs(r) == [tuple(s) for s in spans]
     assert fast > 1000
+
+
+def test_whole_offsets_slice_the_text_a_decode_gives(tiny_tokenizer, fixtures_dir) -> None:
+    """ASCII text on the byte-level path: any token range's text is the render's slice, exactly what decoding gives
+    (the check reads trained regions that way); other text keeps decoding."""
+    import random
+
+    from workbench.template.tokenizer import load_tokenizer
+
+    rng = random.Random(1)
+    pieces = ["Hi", " x", "  \n", "tab\t", "12,345", "end."]
+    texts = ["<|im_start|>user\n" + " ".join(rng.choice(pieces) for _ in range(20)) + "<|im_end|>\n" for _ in range(70)]
+    texts += [f"<|im_start|>user\n{u}<|im_end|>\n" for u in UNICODE]
+    for tok in (tiny_tokenizer("chatml"), load_tokenizer(fixtures_dir / "tokenizers" / "qwen2.5")):
+        codec = mask._Context(tok).codec
+        ids, offs = codec.encode_many(texts)
+        for text, i, off in zip(texts, ids, offs):
+            assert off.whole == text.isascii()
+            if off.whole:
+                for _ in range(10):
+                    a = rng.randrange(len(i))
+                    c = rng.randrange(a + 1, len(i) + 1)
+                    assert text[off.starts[a] : off.ends[c - 1]] == codec.decode_many([i[a:c]])[0]

@@ -84,13 +84,17 @@ def _mask_batch(
             res.prompt_ids = ctx.codec.prefix_ids(full, ids, off, res.prompt)
     if not check:
         return results
-    # One decode call for every trained region of the batch.
-    done = [(res, msgs) for res, msgs, _, _ in todo if res.rendered is not None]
-    parts = [bodies(ctx, r.rendered) for r, _ in done]  # type: ignore[arg-type]
-    flat = ctx.decode_many([b for p in parts for b in p])
-    at = 0
-    for (res, msgs), p in zip(done, parts):
-        texts, at = flat[at : at + len(p)], at + len(p)
+    # Each trained region's text: a slice of the render where the offsets say it is exactly that, else decoded
+    # (one decode call for the batch).
+    done = [(res, msgs, off) for (res, msgs, _, _), off in zip(todo, all_offsets) if res.rendered is not None]
+    parts = [bodies(ctx, r.rendered) for r, _, _ in done]  # type: ignore[arg-type]
+    flat = iter(ctx.decode_many([r.rendered.input_ids[a:c] for (r, _, off), p in zip(done, parts) if not off.whole for a, c in p]))  # type: ignore[union-attr]
+    for (res, msgs, off), p in zip(done, parts):
+        if off.whole:
+            full = res.rendered.text  # type: ignore[union-attr]
+            texts = [full[off.starts[a] : off.ends[c - 1]] if c > a else "" for a, c in p]
+        else:
+            texts = [next(flat) for _ in p]
         truncated = max_length is not None and res.length > max_length
         res.problems.extend(check_labels(ctx, msgs, res.rendered, strategy, train_eot, truncated, texts, res.written, res.starts))  # type: ignore[arg-type]
         tidy_written(res)

@@ -13,11 +13,14 @@ if TYPE_CHECKING:
 class Offsets:
     """Token character offsets as two sorted lists, so a character maps to its token by bisection."""
 
-    __slots__ = ("starts", "ends")
+    __slots__ = ("starts", "ends", "whole")
 
-    def __init__(self, starts: list[int], ends: list[int]) -> None:
+    def __init__(self, starts: list[int], ends: list[int], whole: bool = False) -> None:
         self.starts = starts
         self.ends = ends
+        # The tokens tile the text and each token's characters are exactly what it decodes to (ASCII text, offsets
+        # from byte lengths): tokens [a, b) decode to text[starts[a]:ends[b - 1]], no decode needed.
+        self.whole = whole
 
     @classmethod
     def of(cls, pairs: Sequence[Sequence[int]]) -> Offsets:
@@ -157,7 +160,7 @@ class Codec:
                 starts = char_of_byte[np.minimum(starts, len(b) - 1)]
                 ends = char_of_byte[np.maximum(ends - 1, 0)] + 1
             all_ids.append(ids)
-            all_off.append(Offsets(starts.tolist(), ends.tolist()))
+            all_off.append(Offsets(starts.tolist(), ends.tolist(), ascii_text))
         return all_ids, all_off
 
 

@@ -140,10 +140,11 @@ def check_labels(
     return problems
 
 
-def bodies(ctx: Codec, rendered: Rendered) -> list[list[int]]:
-    """Each trained run from its start to its closing stretch (what ``check_labels`` compares with the answer)."""
+def bodies(ctx: Codec, rendered: Rendered) -> list[tuple[int, int]]:
+    """Each trained run from its start to its closing stretch, as tokens [a, c) (what ``check_labels`` compares
+    with the answer)."""
     ids = rendered.input_ids
-    return [ids[a : split_tail(ids, a, b, ctx.eot, ctx.is_blank)[0]] for a, b in rendered_runs(rendered)]
+    return [(a, split_tail(ids, a, b, ctx.eot, ctx.is_blank)[0]) for a, b in rendered_runs(rendered)]
 
 
 def _without_reasoning(lead: str, reasoning: str | None) -> str:
