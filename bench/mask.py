@@ -107,6 +107,20 @@ def cpu_scaling(seconds: float = 2.0) -> float:
     return run(2) / run(1)
 
 
+def encode_floor(tokenizer, convs) -> float:
+    """Seconds the tokenizer's own encode of every row's full render takes here (the renders made beforehand, not
+    timed): the one step TRL and the check both run, with the check's fastest path (``Codec.encode_many``)."""
+    from workbench.template.offsets import Codec
+
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in convs]
+    codec = Codec(tokenizer)
+    codec.encode_many(texts[:256])
+    t = time.perf_counter()
+    for i in range(0, len(texts), 256):
+        codec.encode_many(texts[i : i + 256])
+    return time.perf_counter() - t
+
+
 def bench_trl(tokenizer, convs, max_length: int, num_proc: int | None) -> tuple[float, int]:
     import torch
     from datasets import Dataset
@@ -173,6 +187,7 @@ def main() -> None:
         for c in convs:
             f.write(json.dumps({"messages": c}) + "\n")
     ratios: list[float] = []
+    floors: list[tuple[float, float, float]] = []  # per round with --one-cpu: TRL, check on one CPU, TRL on one CPU
     for r in range(a.rounds):
         if a.rounds > 1:
             print(f"-- round {r + 1}")
@@ -198,8 +213,29 @@ def main() -> None:
             finally:
                 os.sched_setaffinity(0, allowed)
             print(f"one CPU each: workbench check {a.n / s_one:.0f} rows/s, TRL {a.n / s_trl1:.0f} rows/s: {s_trl1 / s_one:.2f}x per CPU")
+            floors.append((s_trl, s_one, s_trl1))
     if a.one_cpu:
-        print(f"this machine's CPUs: two busy processes do {cpu_scaling():.2f}x the work of one")
+        scaling = cpu_scaling()
+        print(f"this machine's CPUs: two busy processes do {scaling:.2f}x the work of one")
+    if a.one_cpu and floors:
+        # What 3x would take here: the check's start-up (a few rows, whole process) is paid once, the rest is CPU per
+        # row spread over the CPUs; the tokenizer's encode of each row is the floor of that CPU (TRL runs it too).
+        small = tmp / "small.jsonl"
+        small.write_text("".join(json.dumps({"messages": c}) + "\n" for c in convs[:8]), encoding="utf-8")
+        start = min(bench_check(small, 8, a.max_length) for _ in range(2))
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(allowed)})
+        try:
+            enc = min(encode_floor(tokenizer, convs) for _ in range(2)) / a.n * 1e3
+        finally:
+            os.sched_setaffinity(0, allowed)
+        s_trl, s_one, s_trl1 = floors[-1]
+        per_row = (s_one - start) / a.n * 1e3
+        budget = (s_trl / 3 - start) * min(scaling, len(allowed)) / a.n * 1e3
+        print(f"per row, one CPU: TRL {s_trl1 / a.n * 1e3:.2f} ms; workbench check {per_row:.2f} ms after its {start:.1f}s start-up; "
+              f"the tokenizer's encode of the row alone (both sides run it) {enc:.2f} ms")
+        print(f"3x TRL's {s_trl:.1f}s in the last round needs the check within {s_trl / 3:.1f}s: at most {budget:.2f} ms of CPU per row "
+              f"on these CPUs ({budget / max(enc, 1e-9):.2f}x the encode alone)")
     if len(ratios) > 1:
         print(f"band over {len(ratios)} rounds: {min(ratios):.2f}x - {max(ratios):.2f}x (median {sorted(ratios)[len(ratios) // 2]:.2f}x)")
 
