@@ -138,10 +138,10 @@ class Codec:
         assert lengths is not None
         all_ids: list[list[int]] = []
         all_off: list[Offsets] = []
-        ascii = [text.isascii() for text in texts]
-        nfc = [a or unicodedata.is_normalized("NFC", text) for text, a in zip(texts, ascii)]
+        plain = [text.isascii() for text in texts]
+        nfc = [a or unicodedata.is_normalized("NFC", text) for text, a in zip(texts, plain)]
         encs = iter(self.bare(backend).encode_batch_fast([t for t, ok in zip(texts, nfc) if ok], add_special_tokens=False))
-        for text, ascii_text, ok in zip(texts, ascii, nfc):
+        for text, ascii_text, ok in zip(texts, plain, nfc):
             enc = next(encs) if ok else None
             ids = enc.ids if enc is not None else []
             arr = lengths[np.asarray(ids, dtype=np.int64)] if ids else np.zeros(0, dtype=np.int64)
