@@ -130,7 +130,8 @@ def test_interrupted_training_resumes(in_repo: Path, tmp_path: Path) -> None:
 
 
 def test_run_cli_until_check_json(in_repo: Path, tmp_path: Path) -> None:
-    res = run_cli("run", str(DEMO), f"run_dir={tmp_path / 'run'}", "--until", "check", "--json", cwd=REPO)
+    # the tiny model: the demo's pretrained base would be built first on a machine without it cached (minutes)
+    res = run_cli("run", str(DEMO), *SMALL, f"run_dir={tmp_path / 'run'}", "--until", "check", "--json", cwd=REPO)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert [s["status"] for s in out["stages"]][:3] == ["ran", "ran", "ran"]
