@@ -45,7 +45,6 @@ class Codec:
         self.plain_backend = plain_backend(tokenizer)
         self._byte_lengths: Any = None
         self._measured = False
-        self._bare: Any = None
         self._added: set[int] | None = None
         self._tails: dict[str, list[int]] = {}
 
@@ -105,31 +104,9 @@ class Codec:
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         return enc["input_ids"], [Offsets.of(o) for o in enc["offset_mapping"]]
 
-    def bare(self, backend: Any) -> Any:
-        """``backend`` without its NFC normalizer, for texts already in NFC (which NFC leaves as they are, so
-        the ids are the same): the normalizer's pass and its per-byte alignments are a tenth of an encode.
-        ``backend`` itself when it has no normalizer, or when the copy does not encode probes as it does."""
-        if self._bare is None:
-            self._bare = backend
-            if type(backend.normalizer).__name__ == "NFC":
-                from tokenizers import Tokenizer
-
-                copy = Tokenizer.from_str(backend.to_str())
-                copy.normalizer = None
-                copy.encode_special_tokens = backend.encode_special_tokens
-                copy.no_padding()
-                copy.no_truncation()
-                added = [t.content for t in backend.get_added_tokens_decoder().values()][:64]
-                probes = ["Hello, world!\n\n  x", "Café naïve 東京 – ok ✓", " ".join(added), "".join(added) + "a\r\n b"]
-                ours = copy.encode_batch_fast(probes, add_special_tokens=False)
-                theirs = backend.encode_batch_fast(probes, add_special_tokens=False)
-                if all(a.ids == b.ids for a, b in zip(ours, theirs)):
-                    self._bare = copy
-        return self._bare
-
     def _encode_byte_level(self, backend: Any, texts: list[str]) -> tuple[list[list[int]], list[Offsets]]:
         """Byte-level BPE without offset tracking (about twice as fast): a token's characters follow
-        from its byte length. A text not in NFC, or whose byte count does not add up, is encoded with offsets."""
+        from its byte length. A text whose byte count does not add up is re-encoded with offsets."""
         import unicodedata
 
         import numpy as np
@@ -138,17 +115,14 @@ class Codec:
         assert lengths is not None
         all_ids: list[list[int]] = []
         all_off: list[Offsets] = []
-        plain = [text.isascii() for text in texts]
-        nfc = [a or unicodedata.is_normalized("NFC", text) for text, a in zip(texts, plain)]
-        encs = iter(self.bare(backend).encode_batch_fast([t for t, ok in zip(texts, nfc) if ok], add_special_tokens=False))
-        for text, ascii_text, ok in zip(texts, plain, nfc):
-            enc = next(encs) if ok else None
-            ids = enc.ids if enc is not None else []
+        for text, enc in zip(texts, backend.encode_batch_fast(texts, add_special_tokens=False)):
+            ids = enc.ids
             arr = lengths[np.asarray(ids, dtype=np.int64)] if ids else np.zeros(0, dtype=np.int64)
             ends = np.cumsum(arr)
+            ascii_text = text.isascii()
             raw = text.encode("utf-8", "surrogatepass") if not ascii_text else b""
             total = len(text) if ascii_text else len(raw)
-            if not ok or (ends[-1] if len(ends) else 0) != total:
+            if (ends[-1] if len(ends) else 0) != total or (not ascii_text and not unicodedata.is_normalized("NFC", text)):
                 slow = backend.encode(text, add_special_tokens=False)
                 all_ids.append(slow.ids)
                 all_off.append(Offsets.of(slow.offsets))
