@@ -332,6 +332,12 @@ def test_forgetting_guard_that_falls_beyond_its_threshold_blocks_shipping() -> N
     lost = {"gsm:exact_match,none": set(range(35)), "general_knowledge:acc,none": set(range(40))}  # -0.375, beyond noise
     ok = decide(_comp(before, kept, n), guard_tasks=["general_knowledge"])
     assert ok.ship and "forgetting guard general_knowledge acc,none 0.875 → 0.850" in ok.line
+    assert "within the allowed drop of 0.05" in ok.line
+    # A fall larger than the allowed drop that is not beyond noise ships, and the line says which it was.
+    noisy = {"gsm:exact_match,none": set(range(35)), "general_knowledge:acc,none": set(range(65))}  # -0.0625, p > 0.05
+    loose = decide(_comp(before, noisy, n), guard_tasks=["general_knowledge"])
+    assert loose.ship and "0.875 → 0.812" in loose.line and "fell by more than 0.05 but not beyond noise" in loose.line
+    assert "within the allowed drop" not in loose.line
     bad = decide(_comp(before, lost, n), guard_tasks=["general_knowledge"], guard_drop=0.05)
     assert not bad.ship and bad.line.startswith("**DON'T SHIP**: forgetting guard general_knowledge acc,none 0.875 → 0.500")
     assert not decide(_comp(before, kept, n, loss=(1.0, 1.2)), guard_tasks=["general_knowledge"]).ship  # held-out loss rose

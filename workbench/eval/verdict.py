@@ -109,10 +109,17 @@ def decide(comp: Comparison, *, guard_tasks: Sequence[str] = (), guard_drop: flo
             h = comp.heldout
             reasons.append(f"held-out loss fell {h['before']:.3f} → {h['after']:.3f}")
         if guards:
-            reasons += [f"forgetting guard {_say(e)} within the allowed drop of {guard_drop:.2f}" for e in guards if e.ignored is None]
+            reasons += [_guard_held(e, guard_drop) for e in guards if e.ignored is None]
         else:
             reasons.append("no forgetting guard was evaluated (eval.guard_tasks)")
     return Decision(ship, reasons, ev, guard_drop, notes)
+
+
+def _guard_held(e: Evidence, guard_drop: float) -> str:
+    """Why a guard that did not fail held: its fall was within the allowed drop, or larger but not beyond noise."""
+    if e.gain >= -guard_drop:
+        return f"forgetting guard {_say(e)} within the allowed drop of {guard_drop:.2f}"
+    return f"forgetting guard {_say(e)} fell by more than {guard_drop:.2f} but not beyond noise"
 
 
 def _say(e: Evidence) -> str:
