@@ -4,7 +4,7 @@
 
 The demo's numbers depend on the small base model pretrained on this machine, and another machine's
 CPU kernels and thread count give a different base (floating-point sums in another order grow into
-other weights over 2,000 steps). Each cell SEED:THREADS stands for such a machine: the base is
+other weights over thousands of steps). Each cell SEED:THREADS stands for such a machine: the base is
 pretrained with that seed and that many torch threads, then `workbench run recipes/demo-cpu.yaml`
 trains and evaluates on it with the same thread count, exactly as the README's main command does.
 The table gives, per cell, strict and flexible exact match before and after, held-out loss before
