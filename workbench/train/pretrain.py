@@ -2,7 +2,7 @@
 
 Why a pretrained base: a randomly initialised model scores 0% before and after any short LoRA run,
 so a before/after comparison on it measures nothing. The demo base is instead trained from scratch
-(all weights, next-token loss, 6,000 steps: 18 to 20 minutes on one thread of a shared 2-core CPU)
+(all weights, next-token loss, 6,000 steps: 15 to 20 minutes on one thread of a shared 2-core CPU)
 on data/corpus/reading.txt, written by data/make_corpus.py. That corpus teaches the *skill* the
 demo task needs and withholds its *format*:
 
@@ -111,7 +111,7 @@ def default_dir(family: str = "chatml", model: dict[str, Any] | None = None) -> 
 
 
 def resolve(spec: str, *, model: dict[str, Any] | None = None, on_progress: Progress | None = None) -> str:
-    """`tiny-pretrained:<family>` -> the cached pretrained model folder, built on first use (6,000 steps: about 20 CPU minutes)."""
+    """`tiny-pretrained:<family>` -> the cached pretrained model folder, built on first use (6,000 steps: 15 to 20 CPU minutes)."""
     family = (spec.split(":", 1)[1] if ":" in spec else "") or "chatml"
     return str(pretrain_base(default_dir(family, model), family=family, model=model, on_progress=on_progress))
 
