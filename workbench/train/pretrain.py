@@ -56,14 +56,11 @@ PRETRAIN_VERSION = 1  # bump when the training loop changes what a given set of 
 MARKER = ".workbench-pretrain.json"
 CORPUS_NAME = "data/corpus/reading.txt"
 
-# Sized to learn the reading task in a few CPU minutes: 523k parameters with the tiny
+# Sized to learn the reading task in a quarter hour of one CPU thread: 523k parameters with the tiny
 # chatml vocabulary (~1.2k tokens); see bench/demo_learnability.py for the measurements.
 MODEL_OPTS: dict[str, Any] = {"hidden": 96, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256}
-# How long the base trains decides whether it learns to copy the digits of a number it has read, and that is
-# what the demo's fine-tune builds on (strict exact match after the demo, bench/demo_band.py): 2,000 steps gave
-# 0.22-0.97 by seed; 4,000 gave 0.975-1.000 over four seeds on one machine and 0.740 for seed 0 on another (its
-# kernels made another base: training loss 0.56 at the end, where bases that copy end near 0.46); 6,000 took
-# that base to 0.18 and 1.000 strict.
+# Long enough for every base measured to learn to copy a number's digits, which the demo's fine-tune builds on:
+# 4,000 left one machine's seed-0 base copying partly (0.740 strict after the demo); README's table of steps.
 STEPS = 6000
 BATCH_SIZE = 16
 LEARNING_RATE = 1e-2
@@ -111,7 +108,7 @@ def default_dir(family: str = "chatml", model: dict[str, Any] | None = None) -> 
 
 
 def resolve(spec: str, *, model: dict[str, Any] | None = None, on_progress: Progress | None = None) -> str:
-    """`tiny-pretrained:<family>` -> the cached pretrained model folder, built on first use (6,000 steps: 15 to 20 CPU minutes)."""
+    """`tiny-pretrained:<family>` -> the cached pretrained model folder, built on first use (15-20 CPU minutes)."""
     family = (spec.split(":", 1)[1] if ":" in spec else "") or "chatml"
     return str(pretrain_base(default_dir(family, model), family=family, model=model, on_progress=on_progress))
 
